@@ -1,0 +1,26 @@
+"""Token authentication for scripts: `Authorization: Bearer <key>` (or `Token <key>`)."""
+
+from __future__ import annotations
+
+from rest_framework import authentication, exceptions
+
+from teams import selectors, services
+
+
+class ApiTokenAuthentication(authentication.BaseAuthentication):
+    keywords = ("bearer", "token")
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].decode(errors="replace").lower() not in self.keywords:
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Authorization header must be '<Bearer|Token> <key>'.")
+        token = selectors.api_token_by_key(key=header[1].decode(errors="replace"))
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+        services.api_token_touch(token=token)
+        return token.user, token
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="api"'

@@ -1,0 +1,71 @@
+"""Shared fixtures: healthchecks-style personas and API clients.
+
+- owner: admin of team "acme", owns the data
+- teammate: analyst in "acme" (may write)
+- viewer: viewer in "acme" (read only)
+- outsider: admin of another team, "globex"; must never see acme's data
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from teams.models import Role
+from teams.services import api_token_create, membership_set, team_create
+
+
+@pytest.fixture
+def owner(db):
+    return get_user_model().objects.create_user("alice", "alice@example.com", "pw-alice")
+
+
+@pytest.fixture
+def teammate(db):
+    return get_user_model().objects.create_user("bob", "bob@example.com", "pw-bob")
+
+
+@pytest.fixture
+def viewer(db):
+    return get_user_model().objects.create_user("vera", "vera@example.com", "pw-vera")
+
+
+@pytest.fixture
+def outsider(db):
+    return get_user_model().objects.create_user("charlie", "charlie@example.com", "pw-charlie")
+
+
+@pytest.fixture
+def team(owner, teammate, viewer):
+    team = team_create(name="Acme", owner=owner)
+    membership_set(team=team, user=teammate, role=Role.ANALYST)
+    membership_set(team=team, user=viewer, role=Role.VIEWER)
+    return team
+
+
+@pytest.fixture
+def other_team(outsider):
+    return team_create(name="Globex", owner=outsider)
+
+
+def _client_for(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_token_create(user=user, name='tests').key}")
+    return client
+
+
+@pytest.fixture
+def client_for():
+    """client_for(user) -> an APIClient authenticated with a fresh API token of that user."""
+    return _client_for
+
+
+@pytest.fixture
+def owner_client(owner, team):
+    return _client_for(owner)
+
+
+@pytest.fixture
+def outsider_client(outsider, other_team):
+    return _client_for(outsider)
