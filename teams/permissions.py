@@ -29,7 +29,8 @@ class TeamScopedMixin:
     permission_classes = [permissions.IsAuthenticated, TeamWritePermission]
 
     def get_queryset(self):
-        queryset = super().get_queryset()
+        parent = getattr(super(), "get_queryset", None)  # plain APIViews have none
+        queryset = parent() if parent else self.queryset.all()
         return queryset.filter(**{f"{self.team_field}__in": team_ids_for_user(user=self.request.user)})
 
     def team_id_of(self, obj) -> int:

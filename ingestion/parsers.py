@@ -1,0 +1,314 @@
+"""Turn what users send (CSV, JSON rows, DataFrames) into validated columns, vectorised.
+
+Two shapes are accepted for points:
+- long: one point per row, columns `metric`, `ts`, `value`, optional `labels` (a JSON object or
+  `key=value;key=value`); any other column is a label too (`host`, `region`, ...).
+- wide: `ts` plus one column per metric; empty cells mean "no point" and are skipped.
+The timestamp column may be called `ts`, `timestamp` or `time`. Timestamps are ISO 8601 (an offset is
+honoured; no offset means UTC), epoch seconds, or epoch milliseconds (numbers of magnitude >= 1e11).
+
+Rows are numbered from 1, counting data rows only (row 1 is line 2 of a CSV with a header).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from common.exceptions import ApplicationError
+
+TS_COLUMNS = ("ts", "timestamp", "time")
+LONG_COLUMNS = {"metric", "value", "labels"}
+# Epoch numbers at or above this are milliseconds (1e11 seconds would be the year 5138).
+EPOCH_MS_THRESHOLD = 1e11
+MAX_NAME_LENGTH = 200
+
+
+@dataclass
+class RowErrors:
+    """Rejected rows of one upload: an exact count and the first `limit` in full."""
+
+    limit: int
+    count: int = 0
+    items: list[dict] = field(default_factory=list)
+
+    def add(self, rows: np.ndarray, field_name: str, message: str, values=None) -> None:
+        self.count += len(rows)
+        room = self.limit - len(self.items)
+        for i in range(min(room, len(rows))):
+            item = {"row": int(rows[i]), "field": field_name, "message": message}
+            if values is not None:
+                item["value"] = _printable(values[i])
+            self.items.append(item)
+
+    def sorted_items(self) -> list[dict]:
+        return sorted(self.items, key=lambda item: (item["row"], item["field"]))
+
+
+@dataclass
+class PointColumns:
+    """Validated points of one chunk: parallel arrays, one entry per accepted point."""
+
+    metric: np.ndarray  # object: metric names
+    labels: np.ndarray  # object: canonical JSON text of the labels dict
+    ts_us: np.ndarray  # int64 microseconds since the Unix epoch, UTC
+    value: np.ndarray  # float64
+    received: int  # points the chunk asked to store (valid + rejected)
+
+
+def _printable(value) -> str | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    text = str(value)
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+# --- reading ------------------------------------------------------------------
+
+
+def read_csv_chunks(source, *, chunksize: int | None = None) -> Iterator[tuple[int, pd.DataFrame]]:
+    """Yield (first row number, DataFrame) from CSV bytes or a binary file, all cells as text."""
+    if isinstance(source, bytes | bytearray):
+        source = io.BytesIO(source)
+    try:
+        reader = pd.read_csv(
+            source, dtype=str, keep_default_na=False, na_filter=False, skipinitialspace=True, chunksize=chunksize
+        )
+        chunks = [reader] if chunksize is None else reader
+        first_row = 1
+        for chunk in chunks:
+            chunk.columns = [str(c).strip() for c in chunk.columns]
+            yield first_row, chunk
+            first_row += len(chunk)
+    except pd.errors.EmptyDataError as exc:
+        raise ApplicationError("The CSV is empty: a header row and at least one data row are needed.") from exc
+    except pd.errors.ParserError as exc:
+        raise ApplicationError(f"The CSV could not be parsed: {exc}", extra={"field": None}) from exc
+    except UnicodeDecodeError as exc:
+        raise ApplicationError(f"The CSV is not valid UTF-8 (byte {exc.start}).") from exc
+
+
+def frame_from_json(payload, *, kind: str = "points") -> tuple[pd.DataFrame, dict]:
+    """JSON rows → (DataFrame, upload-level labels). Accepts a list of rows or {"points"|"rows"|"records": [...]}."""
+    labels: dict = {}
+    rows = payload
+    if isinstance(payload, dict):
+        labels = payload.get("labels") or {}
+        if not isinstance(labels, dict):
+            raise ApplicationError("'labels' must be an object.", extra={"field": "labels"})
+        keys = [k for k in ("points", "rows", "records") if k in payload]
+        if not keys:
+            raise ApplicationError(f"Send a list of {kind} or an object with a 'points', 'rows' or 'records' list.")
+        rows = payload[keys[0]]
+    if not isinstance(rows, list):
+        raise ApplicationError(f"Expected a list of {kind}.")
+    if not rows:
+        raise ApplicationError(f"The upload holds no {kind}.")
+    not_objects = [i + 1 for i, row in enumerate(rows) if not isinstance(row, dict)]
+    if not_objects:
+        raise ApplicationError(
+            f"Row {not_objects[0]} is not an object.", extra={"errors": [{"row": not_objects[0], "field": None}]}
+        )
+    return pd.DataFrame.from_records(rows), labels
+
+
+def find_ts_column(frame: pd.DataFrame, *, required: bool = True) -> str | None:
+    for name in TS_COLUMNS:
+        if name in frame.columns:
+            return name
+    if required:
+        raise ApplicationError(
+            "Missing column 'ts' (or 'timestamp' / 'time').", extra={"field": "ts", "columns": list(frame.columns)}
+        )
+    return None
+
+
+# --- cell parsing ---------------------------------------------------------------
+
+
+def _blank(column: pd.Series) -> np.ndarray:
+    if column.dtype == object or pd.api.types.is_string_dtype(column.dtype):
+        return (column.isna() | (column.astype(str).str.strip() == "")).to_numpy()
+    return column.isna().to_numpy()
+
+
+def parse_timestamps(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 µs since epoch, bad mask). ISO 8601 first; what fails is tried as epoch s / ms."""
+    if pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype):
+        return _epoch_to_us(column.to_numpy(dtype=float))
+    text = column.astype(str)
+    parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+    us = parsed.to_numpy(dtype="datetime64[us]").astype(np.int64, copy=True)
+    bad = parsed.isna().to_numpy().copy()
+    if bad.any():
+        retry = np.flatnonzero(bad)
+        numbers = pd.to_numeric(text.iloc[retry], errors="coerce").to_numpy(dtype=float)
+        epoch_us, epoch_bad = _epoch_to_us(numbers)
+        us[retry] = epoch_us
+        bad[retry] = epoch_bad
+    return us, bad
+
+
+def _epoch_to_us(numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    bad = ~np.isfinite(numbers)
+    seconds = np.where(np.abs(numbers) >= EPOCH_MS_THRESHOLD, numbers / 1000.0, numbers)
+    # PostgreSQL's timestamptz reaches year 294276; keep to a sane range instead.
+    bad |= (seconds < -62135596800) | (seconds > 253402300799)  # 0001-01-01 .. 9999-12-31
+    us = np.where(bad, 0, np.round(np.nan_to_num(seconds) * 1e6)).astype(np.int64)
+    return us, bad
+
+
+def parse_values(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(float64 values, bad mask). Blank, non-numeric and non-finite values are bad."""
+    if pd.api.types.is_bool_dtype(column.dtype):
+        return np.zeros(len(column)), np.ones(len(column), dtype=bool)
+    if pd.api.types.is_numeric_dtype(column.dtype):
+        values = column.to_numpy(dtype=float)
+    else:
+        as_text = column.map(lambda v: v if not isinstance(v, bool) else "bool") if column.dtype == object else column
+        values = pd.to_numeric(as_text, errors="coerce").to_numpy(dtype=float)
+    return values, ~np.isfinite(values)
+
+
+def parse_labels_text(text) -> dict:
+    """A labels cell: a JSON object, or `key=value` pairs separated by ';' (or ',')."""
+    if isinstance(text, dict):
+        labels = text
+    elif text is None or (isinstance(text, float) and np.isnan(text)) or str(text).strip() == "":
+        return {}
+    else:
+        text = str(text).strip()
+        if text.startswith("{"):
+            labels = json.loads(text)
+            if not isinstance(labels, dict):
+                raise ValueError("labels must be an object")
+        else:
+            labels = {}
+            separator = ";" if ";" in text else ","
+            for pair in text.split(separator):
+                key, sep, value = pair.partition("=")
+                if not sep or not key.strip():
+                    raise ValueError(f"expected key=value, got {pair!r}")
+                labels[key.strip()] = value.strip()
+    if any(isinstance(v, dict | list) for v in labels.values()):
+        raise ValueError("label values must be strings or numbers")
+    return {str(k): str(v) for k, v in labels.items()}
+
+
+def canonical_labels(labels: dict) -> str:
+    return json.dumps(labels, sort_keys=True, separators=(",", ":"))
+
+
+# --- points -------------------------------------------------------------------------
+
+
+def point_columns(frame: pd.DataFrame, *, first_row: int, upload_labels: dict, errors: RowErrors) -> PointColumns:
+    """Validate one chunk of long or wide rows; rejected cells go to `errors`."""
+    if frame.empty:
+        raise ApplicationError("The upload holds no rows.")
+    ts_name = find_ts_column(frame)
+    ts_us, ts_bad = parse_timestamps(frame[ts_name])
+    rows = np.arange(first_row, first_row + len(frame))
+    if ts_bad.any():
+        errors.add(
+            rows[ts_bad],
+            ts_name,
+            "not a timestamp (ISO 8601, epoch seconds or epoch milliseconds)",
+            frame[ts_name].to_numpy()[ts_bad],
+        )
+    if "metric" in frame.columns:
+        return _long_points(frame, ts_name, ts_us, ts_bad, rows, upload_labels, errors)
+    if "value" in frame.columns:
+        raise ApplicationError(
+            "Missing column 'metric': long rows need metric, ts and value "
+            "(or send wide rows: ts plus one column per metric).",
+            extra={"field": "metric"},
+        )
+    return _wide_points(frame, ts_name, ts_us, ts_bad, rows, upload_labels, errors)
+
+
+def _long_points(frame, ts_name, ts_us, ts_bad, rows, upload_labels, errors) -> PointColumns:
+    if "value" not in frame.columns:
+        raise ApplicationError("Missing column 'value'.", extra={"field": "value"})
+    metric = frame["metric"].astype(str).str.strip().to_numpy(dtype=object)
+    metric_bad = (metric == "") | (np.vectorize(len, otypes=[int])(metric) > MAX_NAME_LENGTH)
+    if metric_bad.any():
+        errors.add(
+            rows[metric_bad], "metric", f"metric name must be 1-{MAX_NAME_LENGTH} characters", metric[metric_bad]
+        )
+    values, value_bad = parse_values(frame["value"])
+    if value_bad.any():
+        errors.add(rows[value_bad], "value", "not a finite number", frame["value"].to_numpy()[value_bad])
+    labels, labels_bad = _long_labels(frame, ts_name, upload_labels)
+    if labels_bad.any():
+        errors.add(
+            rows[labels_bad],
+            "labels",
+            "labels must be a JSON object or key=value;key=value",
+            frame["labels"].to_numpy()[labels_bad] if "labels" in frame.columns else None,
+        )
+    ok = ~(ts_bad | metric_bad | value_bad | labels_bad)
+    return PointColumns(metric[ok], labels[ok], ts_us[ok], values[ok], received=len(frame))
+
+
+def _long_labels(frame: pd.DataFrame, ts_name: str, upload_labels: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Canonical labels text per row, parsing each distinct combination once."""
+    extra = [c for c in frame.columns if c not in LONG_COLUMNS and c != ts_name]
+    parts = [frame[c].astype(str) for c in extra]
+    if "labels" in frame.columns:
+        raw = frame["labels"]
+        parts.append(raw.map(canonical_labels) if raw.map(type).eq(dict).any() else raw.astype(str))
+    if not parts:
+        text = canonical_labels(upload_labels)
+        return np.full(len(frame), text, dtype=object), np.zeros(len(frame), dtype=bool)
+    codes, uniques = pd.MultiIndex.from_arrays(parts).factorize() if len(parts) > 1 else pd.factorize(parts[0])
+    canonical = np.empty(len(uniques), dtype=object)
+    unique_bad = np.zeros(len(uniques), dtype=bool)
+    for i, combo in enumerate(uniques):
+        combo = combo if isinstance(combo, tuple) else (combo,)
+        try:
+            labels = dict(upload_labels)
+            labels.update({c: v for c, v in zip(extra, combo, strict=False) if v != ""})
+            if "labels" in frame.columns:
+                labels.update(parse_labels_text(combo[-1]))
+            canonical[i] = canonical_labels(labels)
+        except ValueError:
+            unique_bad[i] = True
+    return canonical[codes], unique_bad[codes]
+
+
+def _wide_points(frame, ts_name, ts_us, ts_bad, rows, upload_labels, errors) -> PointColumns:
+    metrics = [c for c in frame.columns if c != ts_name]
+    if not metrics:
+        raise ApplicationError(
+            "No metric columns: wide rows need ts plus one column per metric.", extra={"field": None}
+        )
+    too_long = [m for m in metrics if not m or len(m) > MAX_NAME_LENGTH]
+    if too_long:
+        raise ApplicationError(f"Metric column names must be 1-{MAX_NAME_LENGTH} characters.", extra={"field": None})
+    labels_text = canonical_labels(upload_labels)
+    parts = []
+    received = 0
+    for metric in metrics:
+        column = frame[metric]
+        present = ~_blank(column)
+        values, bad = parse_values(column)
+        bad &= present
+        received += int(present.sum())
+        if bad.any():
+            errors.add(rows[bad], metric, "not a finite number", column.to_numpy()[bad])
+        ok = present & ~bad & ~ts_bad
+        parts.append((np.full(int(ok.sum()), metric, dtype=object), ts_us[ok], values[ok]))
+    metric_arr = np.concatenate([p[0] for p in parts])
+    return PointColumns(
+        metric=metric_arr,
+        labels=np.full(len(metric_arr), labels_text, dtype=object),
+        ts_us=np.concatenate([p[1] for p in parts]),
+        value=np.concatenate([p[2] for p in parts]),
+        received=received,
+    )
