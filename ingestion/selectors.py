@@ -47,6 +47,7 @@ FEATURE_KEYS_SAMPLE = 10_000
 _EPOCH_RE = re.compile(r"^[+-]?\d+(\.\d+)?$")
 # A "+" in an unencoded query string arrives as a space: "2024-01-01T00:00:00 02:00".
 _SPACE_OFFSET_RE = re.compile(r"(T[\d:.]+) (\d{2}(:?\d{2})?)$")
+_LABEL_RE = re.compile(r"^(?P<key>[^:=]+)[:=](?P<value>.*)$")
 _ALIAS_UNITS = [(86400.0, "D"), (3600.0, "h"), (60.0, "min"), (1.0, "s"), (0.001, "ms"), (0.000001, "us")]
 
 
@@ -119,13 +120,13 @@ def parse_limit(value: int | str | None, *, default: int = DEFAULT_POINTS_LIMIT)
 
 
 def parse_label_filters(values: list[str]) -> dict[str, str]:
-    """["host:a", "region:eu"] -> {"host": "a", "region": "eu"}."""
+    """["host:a", "region=eu"] -> {"host": "a", "region": "eu"}; the first ":" or "=" separates key and value."""
     labels: dict[str, str] = {}
     for item in values:
-        key, sep, val = item.partition(":")
-        if not sep or not key:
+        match = _LABEL_RE.match(item)
+        if not match:
             raise ApplicationError(f"label: {item!r} must be written key:value, e.g. label=host:a.")
-        labels[key] = val
+        labels[match["key"]] = match["value"]
     return labels
 
 

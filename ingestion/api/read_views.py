@@ -24,7 +24,8 @@ SERIES_FILTERS = [
         OpenApiTypes.STR,
         many=True,
         explode=True,
-        description="key:value, repeatable (label=host:a&label=region:eu): series whose labels contain all of them.",
+        description="key:value (or key=value), repeatable (label=host:a&label=region:eu): series whose labels "
+        "contain all of them.",
     ),
 ]
 

@@ -128,3 +128,27 @@ def test_frequency_alias():
     assert frequency_alias(0.25) == "250ms"
     assert frequency_alias(None) is None
     assert frequency_alias(0) is None
+
+
+def test_it_summarises_what_the_loader_stored(team, client_for, viewer):
+    import pandas as pd
+
+    from ingestion.services import ingest_points
+
+    dataset = Dataset.objects.create(team=team, name="loaded")
+    times = pd.date_range("2024-05-01", periods=288, freq="5min", tz="UTC")
+    frame = pd.concat(
+        [
+            pd.DataFrame({"metric": "cpu", "ts": times, "value": range(288), "labels": [{"host": host}] * 288})
+            for host in ("a", "b")
+        ]
+    )
+    ingest_points(dataset=dataset, data=frame, source="api_json", user=None)
+    summary = dataset_summary(dataset=dataset)
+    assert (summary["series_count"], summary["point_count"], summary["frequency"]) == (2, 576, "5min")
+    assert summary["last_ts"] == datetime(2024, 5, 1, 23, 55, tzinfo=UTC)
+
+    series = Series.objects.get(dataset=dataset, labels={"host": "b"})
+    body = client_for(viewer).get(f"/api/v1/series/{series.pk}/points?resample=1h&agg=max&limit=3").json()
+    assert [p["value"] for p in body["points"]] == [11.0, 23.0, 35.0]
+    assert body["truncated"] is True and body["next_from"] == "2024-05-01T03:00:00Z"

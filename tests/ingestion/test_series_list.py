@@ -73,12 +73,14 @@ def test_it_filters_by_labels_with_containment(client_for, viewer, data):
     assert ids(client.get("/api/v1/series?label=host:a")) == {data["cpu_a"].pk, data["mem_a"].pk}
     assert ids(client.get("/api/v1/series?label=host:a&label=region:eu&metric=mem")) == {data["mem_a"].pk}
     assert ids(client.get("/api/v1/series?label=host:a&label=region:us")) == set()
+    assert ids(client.get("/api/v1/series?label=region=us")) == {data["cpu_b"].pk}
 
 
 def test_it_rejects_bad_filters(client_for, viewer, data):
     client = client_for(viewer)
-    response = client.get("/api/v1/series?label=host")
-    assert response.status_code == 400 and "key:value" in response.json()["detail"]
+    for bad in ("host", ":a"):
+        response = client.get(f"/api/v1/series?label={bad}")
+        assert response.status_code == 400 and "key:value" in response.json()["detail"]
     response = client.get("/api/v1/series?dataset=web")
     assert response.status_code == 400 and "dataset" in response.json()["detail"]
 
