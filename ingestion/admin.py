@@ -9,14 +9,15 @@ from __future__ import annotations
 from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import Count
+from django.db.models import Count, Sum
 from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.text import capfirst
 
 from ingestion import plots, selectors
-from ingestion.models import Dataset, IngestBatch, Record, Series
+from ingestion.models import Dataset, IngestBatch, Point, Record, Series
 
 PLOT_POINTS = 2000
 
@@ -51,8 +52,26 @@ class LargeTableAdmin(admin.ModelAdmin):
     show_full_result_count = False
 
 
+class CountedDeleteMixin:
+    """A delete confirmation that counts what goes, from the counters, instead of listing every point.
+
+    Django's default loads each related row into memory to list it: millions of points for one series.
+    """
+
+    def get_deleted_objects(self, objs, request):
+        objs = list(objs)
+        counts = self.cascade_counts(objs)
+        perms_needed = {
+            model._meta.verbose_name
+            for model in self.cascade_models
+            if not request.user.has_perm(f"{model._meta.app_label}.delete_{model._meta.model_name}")
+        }
+        deleted = [format_html("{}: {}", capfirst(self.model._meta.verbose_name), obj) for obj in objs]
+        return deleted, {name: count for name, count in counts.items() if count}, perms_needed, []
+
+
 @admin.register(Dataset)
-class DatasetAdmin(admin.ModelAdmin):
+class DatasetAdmin(CountedDeleteMixin, admin.ModelAdmin):
     list_display = ["name", "team", "kind", "series_count", "duplicate_policy", "created_at"]
     list_filter = ["kind", "duplicate_policy", "team"]
     list_select_related = ["team"]
@@ -60,8 +79,20 @@ class DatasetAdmin(admin.ModelAdmin):
     raw_id_fields = ["created_by"]
     readonly_fields = ["summary", "created_at", "updated_at"]
 
+    cascade_models = [Dataset, Series, Point, Record, IngestBatch]
+
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_series_count=Count("series"))
+
+    def cascade_counts(self, objs: list[Dataset]) -> dict[str, int]:
+        series = Series.objects.filter(dataset__in=objs).aggregate(n=Count("id"), points=Sum("point_count"))
+        return {
+            "datasets": len(objs),
+            "series": series["n"],
+            "points": series["points"] or 0,
+            "records": Record.objects.filter(dataset__in=objs).count(),
+            "ingest batches": IngestBatch.objects.filter(dataset__in=objs).count(),
+        }
 
     @admin.display(description="series", ordering="_series_count")
     def series_count(self, obj: Dataset) -> str:
@@ -78,7 +109,7 @@ class DatasetAdmin(admin.ModelAdmin):
 
 
 @admin.register(Series)
-class SeriesAdmin(LargeTableAdmin):
+class SeriesAdmin(CountedDeleteMixin, LargeTableAdmin):
     list_display = ["__str__", "dataset", "team", "point_count", "first_ts", "last_ts"]
     list_filter = ["dataset__kind", "dataset__team"]
     list_select_related = ["dataset", "dataset__team"]
@@ -86,6 +117,11 @@ class SeriesAdmin(LargeTableAdmin):
     raw_id_fields = ["dataset"]
     readonly_fields = ["plot", "point_count", "first_ts", "last_ts", "created_at", "updated_at"]
     fields = ["dataset", "metric", "labels", "plot", "point_count", "first_ts", "last_ts", "created_at", "updated_at"]
+
+    cascade_models = [Series, Point]
+
+    def cascade_counts(self, objs: list[Series]) -> dict[str, int]:
+        return {"series": len(objs), "points": sum(obj.point_count for obj in objs)}
 
     @admin.display(description="team", ordering="dataset__team__name")
     def team(self, obj: Series) -> str:

@@ -135,3 +135,29 @@ def test_the_plot_of_nothing_says_so():
     assert "No data" in line_svg([(T0, None)])
     single = line_svg([(T0, 5.0)])
     assert "<path" in single and ">5<" in single
+
+
+def test_deleting_a_series_counts_its_points_instead_of_listing_them(admin_client, series):
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.get(f"/admin/ingestion/series/{series.pk}/delete/")
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "Points: 3000" in content and "Series: 1" in content
+    assert not any('FROM "ingestion_point"' in q["sql"] for q in queries)
+
+    response = admin_client.post(f"/admin/ingestion/series/{series.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not Series.objects.filter(pk=series.pk).exists()
+    assert not Point.objects.filter(series_id=series.pk).exists()
+
+
+def test_deleting_a_dataset_counts_what_goes(admin_client, series, batch):
+    response = admin_client.get(f"/admin/ingestion/dataset/{series.dataset.pk}/delete/")
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "Points: 3000" in content and "Ingest batches: 1" in content and "Records: " not in content
+    response = admin_client.post(
+        "/admin/ingestion/dataset/",
+        {"action": "delete_selected", "_selected_action": [series.dataset.pk]},
+    )
+    assert response.status_code == 200 and "Points: 3000" in response.content.decode()
