@@ -196,8 +196,10 @@ def series_points(
         raise ApplicationError(f"agg: {agg!r} is not one of {', '.join(AGGREGATES)}.")
     row_limit = parse_limit(limit)
 
-    rows = _points_query(series_id=series.pk, start=start_ts, end=end_ts, interval=interval, agg=agg, limit=row_limit)
-    truncated = len(rows) > row_limit
+    if interval is None:
+        rows, truncated, next_from = _raw_points(series.pk, start_ts, end_ts, row_limit)
+    else:
+        rows, truncated, next_from = _resampled_points(series.pk, start_ts, end_ts, interval, agg, row_limit)
     return SeriesPoints(
         series_id=series.pk,
         start=start_ts,
@@ -206,15 +208,55 @@ def series_points(
         resample_seconds=interval.total_seconds() if interval is not None else None,
         agg=agg if interval is not None else None,
         limit=row_limit,
-        points=rows[:row_limit],
+        points=rows,
         truncated=truncated,
-        next_from=rows[row_limit][0] if truncated else None,
+        next_from=next_from,
     )
 
 
-def _points_query(
-    *, series_id: int, start: datetime | None, end: datetime | None, interval: timedelta | None, agg: str, limit: int
-) -> list[tuple[datetime, float | None]]:
+_Rows = list[tuple[datetime, float | None]]
+
+
+def _raw_points(
+    series_id: int, start: datetime | None, end: datetime | None, limit: int
+) -> tuple[_Rows, bool, datetime | None]:
+    where, params = _range_sql(series_id, start, end)
+    sql = f"SELECT ts, {_FINITE.format(expr='value')} FROM {Point._meta.db_table} WHERE {where} ORDER BY ts LIMIT %s"
+    rows = _fetchall(sql, [*params, limit + 1])
+    if len(rows) > limit:
+        return rows[:limit], True, rows[limit][0]
+    return rows, False, None
+
+
+def _resampled_points(
+    series_id: int, start: datetime | None, end: datetime | None, interval: timedelta, agg: str, limit: int
+) -> tuple[_Rows, bool, datetime | None]:
+    """Aggregate only the span that can fill `limit` + 1 buckets, so a long series is not binned in full."""
+    first = start or _next_ts(series_id, None, end)
+    if first is None:
+        return [], False, None
+    try:
+        window_end = _bucket_start(first, interval) + interval * (limit + 1)
+    except OverflowError:
+        window_end = None
+    scan_end = min(end, window_end) if end and window_end else end or window_end
+    where, params = _range_sql(series_id, start, scan_end)
+    sql = (
+        f"SELECT date_bin(%s::interval, ts, %s::timestamptz) AS bucket, {_FINITE.format(expr=AGGREGATES[agg])} "
+        f"FROM {Point._meta.db_table} WHERE {where} GROUP BY bucket ORDER BY bucket LIMIT %s"
+    )
+    rows = _fetchall(sql, [interval, RESAMPLE_ORIGIN, *params, limit + 1])
+    if len(rows) > limit:
+        return rows[:limit], True, rows[limit][0]
+    if window_end is not None and scan_end == window_end:
+        # The window held empty buckets: say where the next data starts, if there is any.
+        following = _next_ts(series_id, window_end, end)
+        if following is not None:
+            return rows, True, _bucket_start(following, interval)
+    return rows, False, None
+
+
+def _range_sql(series_id: int, start: datetime | None, end: datetime | None) -> tuple[str, list]:
     where = ["series_id = %s"]
     params: list = [series_id]
     if start is not None:
@@ -223,16 +265,22 @@ def _points_query(
     if end is not None:
         where.append("ts < %s")
         params.append(end)
-    table = Point._meta.db_table
-    if interval is None:
-        sql = f"SELECT ts, {_FINITE.format(expr='value')} FROM {table} WHERE {' AND '.join(where)} ORDER BY ts LIMIT %s"
-        params.append(limit + 1)
-    else:
-        sql = (
-            f"SELECT date_bin(%s::interval, ts, %s::timestamptz) AS bucket, {_FINITE.format(expr=AGGREGATES[agg])} "
-            f"FROM {table} WHERE {' AND '.join(where)} GROUP BY bucket ORDER BY bucket LIMIT %s"
-        )
-        params = [interval, RESAMPLE_ORIGIN, *params, limit + 1]
+    return " AND ".join(where), params
+
+
+def _next_ts(series_id: int, start: datetime | None, end: datetime | None) -> datetime | None:
+    """The first point's time in [start, end): one step down the primary key."""
+    where, params = _range_sql(series_id, start, end)
+    rows = _fetchall(f"SELECT ts FROM {Point._meta.db_table} WHERE {where} ORDER BY ts LIMIT 1", params)
+    return rows[0][0] if rows else None
+
+
+def _bucket_start(ts: datetime, interval: timedelta) -> datetime:
+    """Python's twin of date_bin(interval, ts, RESAMPLE_ORIGIN)."""
+    return RESAMPLE_ORIGIN + interval * ((ts - RESAMPLE_ORIGIN) // interval)
+
+
+def _fetchall(sql: str, params: list) -> list:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()

@@ -175,3 +175,29 @@ def test_selector_returns_a_dataclass(series):
     result = series_points(series=series, start=T0 + timedelta(minutes=10), resample="1h", agg="mean")
     assert result.points == [(T0, 10.5)]
     assert result.resample_seconds == 3600.0 and not result.truncated
+
+
+def test_it_pages_resampled_buckets_across_gaps(client_for, viewer, team):
+    dataset = Dataset.objects.create(team=team, name="sparse")
+    minutes = [0, 1, 2, 100, 101, 102]
+    sparse = make_series(dataset, [(T0 + timedelta(minutes=m), float(m)) for m in minutes])
+    client = client_for(viewer)
+    # Only the span that can fill limit + 1 buckets is aggregated; the gap after it is skipped over.
+    first = client.get(url(sparse, resample="1min", agg="max", limit=5)).json()
+    assert [p["value"] for p in first["points"]] == [0.0, 1.0, 2.0]
+    assert first["truncated"] is True and first["next_from"] == "2024-05-01T01:40:00Z"
+    rest = client.get(url(sparse, resample="1min", agg="max", limit=5, **{"from": first["next_from"]})).json()
+    assert [p["value"] for p in rest["points"]] == [100.0, 101.0, 102.0]
+    assert rest["truncated"] is False and rest["next_from"] is None
+    # Within `to`, nothing follows: not truncated.
+    bounded = client.get(url(sparse, resample="1min", limit=5, to="2024-05-01T01:00:00Z")).json()
+    assert bounded["count"] == 3 and bounded["truncated"] is False
+    # A window wide enough for everything reads it all at once.
+    assert values(client.get(url(sparse, resample="1D", agg="count"))) == [6.0]
+
+
+def test_it_resamples_an_empty_series(client_for, viewer, team):
+    dataset = Dataset.objects.create(team=team, name="empty")
+    empty = make_series(dataset, [])
+    body = client_for(viewer).get(url(empty, resample="5min")).json()
+    assert body["points"] == [] and body["truncated"] is False
