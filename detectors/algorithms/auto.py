@@ -1,0 +1,168 @@
+"""``auto``: the default detector, a calibrated ensemble of robust causal features.
+
+For each series (column) it computes six deviation features at every row, each against a
+baseline of earlier rows only:
+
+- ``value``: distance from the median of the last ``long_window`` rows (robust sigma units);
+- ``spike``: distance from the median of the last ``short_window`` rows;
+- ``shift``: mean of the last ``shift_window`` rows against the long median before them;
+- ``jump``: size of the step from the previous row against the typical step;
+- ``volatility``: standard deviation of the last ``shift_window`` rows against its typical value;
+- ``seasonal``: deviation from the same phase in earlier cycles (only when a period is found).
+
+What it chooses from the training rows: the seasonal period (given or inferred by
+autocorrelation), whether the seasonal feature is used at all, and, by a one-step backtest on the
+training rows, which expectation (recent median or seasonal naive) provides the expected value and
+band. Baselines are rolling, so the model follows drift without refitting.
+
+Each feature is calibrated against its own history as a tail probability (see
+``postprocess.tail_probability``) and the features are combined by the minimum probability with a
+Bonferroni correction (or by the mean, ``combine="mean"``). The score is ``-log10`` of that
+probability, so ``contributions`` per row read as "how surprising was each feature".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .base import Detector, ScoreResult
+from .postprocess import tail_probability, z_prior
+from .rolling import fill_nan, prev_iqr_sigma, prev_median, robust_sigma, scale_floor
+from .seasonality import infer_period, phases, time_origin
+
+FEATURES = ("value", "spike", "shift", "jump", "volatility", "seasonal")
+
+
+@dataclass
+class AutoParams:
+    period: int | None = field(default=None, metadata={"min": 0, "max": 100_000})
+    long_window: int = field(default=1000, metadata={"min": 20, "max": 100_000})
+    short_window: int = field(default=10, metadata={"min": 2, "max": 1000})
+    shift_window: int = field(default=5, metadata={"min": 2, "max": 1000})
+    calibration_window: int = field(default=4000, metadata={"min": 50, "max": 100_000})
+    combine: str = field(default="max", metadata={"choices": ("max", "mean")})
+    component_prior: bool = False
+    band_z: float = field(default=3.0, metadata={"min": 0.1, "max": 100.0})
+
+
+class AutoDetector(Detector):
+    key = "auto"
+    tags = {**Detector.tags, "multivariate": True, "has_expected_band": True, "score_unit": "neglog10p"}
+    Params = AutoParams
+
+    @classmethod
+    def get_test_params(cls) -> dict[str, Any]:
+        return {"long_window": 100, "calibration_window": 300}
+
+    @property
+    def context_size(self) -> int:
+        p = self.p
+        return int(p.long_window + p.calibration_window + 3 * max(self.period_ or 0, 1))
+
+    # -- fit --------------------------------------------------------------------------------------
+    def _fit(self, X: np.ndarray, timestamps: pd.DatetimeIndex | None) -> None:
+        x0 = X[:, 0]
+        if self.p.period is not None:
+            period = int(self.p.period)
+        else:
+            period = infer_period(x0, max_period=min(len(x0) // 2, 2 * self.p.long_window))
+        self.period_ = period if period >= 2 and period * 2 <= len(x0) else 0
+        self.origin_, self.step_ = time_origin(timestamps)
+        self.columns_ = []
+        for c in range(X.shape[1]):
+            x = X[:, c]
+            self.columns_.append(
+                {
+                    "center": float(np.median(x)),
+                    "sigma": robust_sigma(x),
+                    "floor": scale_floor(x),
+                    "step_sigma": robust_sigma(np.diff(x)) if len(x) > 2 else 0.0,
+                    "expectation": self._backtest(x),
+                }
+            )
+
+    def _backtest(self, x: np.ndarray) -> str:
+        """'seasonal' when the seasonal naive forecast beats the recent median on training rows."""
+        m = self.period_
+        if not m or len(x) < 2 * m + 10:
+            return "level"
+        level = fill_nan(prev_median(x, self.p.short_window), float(np.median(x)))
+        seasonal = np.concatenate([np.full(m, np.nan), x[:-m]])
+        tail = slice(m, None)
+        err_level = np.nanmean(np.abs(x[tail] - level[tail]))
+        err_seasonal = np.nanmean(np.abs(x[tail] - seasonal[tail]))
+        return "seasonal" if err_seasonal < err_level else "level"
+
+    # -- score ------------------------------------------------------------------------------------
+    def _features(self, x: np.ndarray, col: dict[str, Any], ph: np.ndarray) -> dict[str, np.ndarray]:
+        p = self.p
+        floor = col["floor"]
+        sig = np.maximum(fill_nan(prev_iqr_sigma(x, p.long_window), col["sigma"]), floor)
+        med_long = fill_nan(prev_median(x, p.long_window), col["center"])
+        med_short = fill_nan(prev_median(x, p.short_window), col["center"])
+        k = p.shift_window
+        recent_mean = pd.Series(x).rolling(k, min_periods=1).mean().to_numpy()
+        before = np.concatenate([np.full(k - 1, col["center"]), med_long[: len(x) - k + 1]])[: len(x)]
+        steps = np.abs(np.diff(x, prepend=x[0]))
+        step_sigma = np.maximum(fill_nan(prev_iqr_sigma(steps, p.long_window), col["step_sigma"]), floor)
+        vol = pd.Series(x).rolling(k, min_periods=2).std().fillna(0.0).to_numpy()
+        vol_ref = np.maximum(fill_nan(prev_median(vol, p.long_window), col["sigma"]), floor)
+        feats = {
+            "value": np.abs(x - med_long) / sig,
+            "spike": np.abs(x - med_short) / sig,
+            "shift": np.abs(recent_mean - before) / sig,
+            "jump": steps / step_sigma,
+            "volatility": vol / vol_ref,
+        }
+        if self.period_:
+            m = self.period_
+            lagged = np.concatenate([np.full(m, np.nan), x[:-m]])
+            resid = x - lagged
+            rs = np.maximum(fill_nan(prev_iqr_sigma(resid, p.long_window), col["sigma"]), floor)
+            feats["seasonal"] = fill_nan(np.abs(resid) / rs, 0.0)
+        return feats
+
+    def _expected(self, x: np.ndarray, col: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        p = self.p
+        sig = np.maximum(fill_nan(prev_iqr_sigma(x, p.long_window), col["sigma"]), col["floor"])
+        level = fill_nan(prev_median(x, p.short_window), col["center"])
+        if col["expectation"] == "seasonal" and self.period_:
+            m = self.period_
+            lagged = np.concatenate([np.full(m, np.nan), x[:-m]])
+            level = np.where(np.isfinite(lagged), lagged, level)
+        return level, sig
+
+    def _score(self, X: np.ndarray, timestamps: pd.DatetimeIndex | None) -> ScoreResult:
+        p = self.p
+        ph = phases(len(X), self.period_, timestamps, self.origin_, self.step_)
+        names: list[str] = []
+        neglogs: list[np.ndarray] = []
+        prior = z_prior if p.component_prior else None
+        for c, col in enumerate(self.columns_):
+            feats = self._features(X[:, c], col, ph)
+            for name, values in feats.items():
+                prob = tail_probability(values, window=p.calibration_window, prior=prior)
+                neglogs.append(-np.log10(prob))
+                names.append(name if X.shape[1] == 1 else f"{name}[{c}]")
+        contrib = np.column_stack(neglogs)
+        if p.combine == "max":
+            score = np.maximum(contrib.max(axis=1) - np.log10(contrib.shape[1]), 0.0)
+        else:
+            score = contrib.mean(axis=1)
+        expected, sig = self._expected(X[:, 0], self.columns_[0])
+        band = p.band_z * sig
+        return ScoreResult(score, expected, expected - band, expected + band, contrib, names)
+
+    # -- state ------------------------------------------------------------------------------------
+    def _get_state(self) -> dict[str, Any]:
+        return {"period": self.period_, "origin": self.origin_, "step": self.step_, "columns": self.columns_}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self.period_ = int(state["period"])
+        self.origin_ = state["origin"]
+        self.step_ = state["step"]
+        self.columns_ = [dict(c) for c in state["columns"]]

@@ -1,0 +1,42 @@
+"""Algorithm registry: a plain dict of key -> "module:Class", imported lazily on first use."""
+
+from __future__ import annotations
+
+import importlib
+
+from .base import Detector
+
+ALGORITHMS: dict[str, str] = {
+    "auto": "detectors.algorithms.auto:AutoDetector",
+    "zscore": "detectors.algorithms.statistical:RollingZScore",
+    "mad": "detectors.algorithms.statistical:RobustMAD",
+    "esd": "detectors.algorithms.statistical:GeneralizedESD",
+    "ewma": "detectors.algorithms.statistical:EWMAChart",
+    "cusum": "detectors.algorithms.statistical:CUSUM",
+    "stl": "detectors.algorithms.seasonal:STLResidual",
+    "holt_winters": "detectors.algorithms.seasonal:HoltWinters",
+    "sarimax": "detectors.algorithms.seasonal:SARIMAXResidual",
+    "isolation_forest": "detectors.algorithms.ml:IsolationForestDetector",
+    "one_class_svm": "detectors.algorithms.ml:OneClassSVMDetector",
+    "lof": "detectors.algorithms.ml:LOFDetector",
+    "kmeans": "detectors.algorithms.ml:KMeansDetector",
+    "gmm": "detectors.algorithms.ml:GaussianMixtureDetector",
+    "ensemble": "detectors.algorithms.ensemble:Ensemble",
+}
+
+
+def algorithm_keys() -> list[str]:
+    return list(ALGORITHMS)
+
+
+def get_algorithm(key: str) -> type[Detector]:
+    """The detector class registered under ``key`` (KeyError for an unknown key)."""
+    try:
+        target = ALGORITHMS[key]
+    except KeyError:
+        raise KeyError(f"unknown algorithm {key!r}; known: {', '.join(ALGORITHMS)}") from None
+    module_name, _, class_name = target.partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    if cls.key != key:
+        raise RuntimeError(f"{target} declares key {cls.key!r}, registered as {key!r}")
+    return cls

@@ -1,0 +1,72 @@
+"""Seasonal period inference and phase bookkeeping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def acf(x: np.ndarray, max_lag: int) -> np.ndarray:
+    """Autocorrelation for lags 0..max_lag via FFT."""
+    x = np.asarray(x, dtype=float)
+    x = x - x.mean()
+    n = len(x)
+    size = 1 << int(np.ceil(np.log2(2 * n)))
+    spec = np.fft.rfft(x, size)
+    corr = np.fft.irfft(spec * np.conj(spec), size)[: max_lag + 1]
+    return corr / corr[0] if corr[0] > 0 else np.zeros(max_lag + 1)
+
+
+def infer_period(x: np.ndarray, max_period: int | None = None, min_acf: float = 0.3) -> int:
+    """Seasonal period in rows (0 when none is convincing).
+
+    The series is detrended with a centred moving average of about a tenth of its length; the
+    period is the lag of the highest local maximum of the autocorrelation (lags 2..max_period,
+    default a third of the length) provided it reaches ``min_acf`` and repeats at twice the lag
+    when the data is long enough to show it.
+    """
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    n = len(x)
+    max_period = min(max_period or n // 3, n // 2 - 1)
+    if max_period < 2 or np.std(x) == 0:
+        return 0
+    trend_w = max(3, n // 10)
+    trend = pd.Series(x).rolling(trend_w, center=True, min_periods=1).mean().to_numpy()
+    if trend_w <= max_period:
+        x = x - trend
+    r = acf(x, min(2 * max_period, n - 2))
+    peaks = [
+        lag for lag in range(2, max_period + 1) if r[lag] >= r[lag - 1] and r[lag] >= r[lag + 1] and r[lag] >= min_acf
+    ]
+    if not peaks:
+        return 0
+    best = max(peaks, key=lambda lag: r[lag])
+    # prefer the fundamental: a shorter peak that the best one is a multiple of, nearly as strong
+    for lag in sorted(peaks):
+        if lag < best and best % lag in (0, 1, lag - 1) and r[lag] >= 0.8 * r[best]:
+            return int(lag)
+    return int(best)
+
+
+def phases(n: int, period: int, timestamps: pd.DatetimeIndex | None, origin: float | None, step: float | None):
+    """Position of each row within the seasonal cycle.
+
+    With timestamps (and a fitted origin and step in seconds) the phase follows the clock, so any
+    window of the series lines up with the training data; without them it is the row number.
+    """
+    if period < 1:
+        return np.zeros(n, dtype=int)
+    if timestamps is not None and origin is not None and step:
+        secs = timestamps.asi8 / 1e9
+        return (np.round((secs - origin) / step).astype(np.int64) % period).astype(int)
+    return np.arange(n) % period
+
+
+def time_origin(timestamps: pd.DatetimeIndex | None) -> tuple[float | None, float | None]:
+    """(first timestamp, median step) in seconds, or (None, None)."""
+    if timestamps is None or len(timestamps) < 2:
+        return None, None
+    secs = timestamps.asi8 / 1e9
+    step = float(np.median(np.diff(secs)))
+    return (float(secs[0]), step) if step > 0 else (None, None)
