@@ -46,7 +46,8 @@ POINTS_PARAMETERS = [
         OpenApiTypes.INT,
         default=selectors.DEFAULT_POINTS_LIMIT,
         description=f"Most rows returned (1 to {selectors.MAX_POINTS_LIMIT}). When more match, the response "
-        "says truncated and gives next_from.",
+        "says truncated and gives next_from, the `from` of the next request. Resampled pages over gaps in the "
+        "data may hold fewer rows than the limit.",
     ),
 ]
 

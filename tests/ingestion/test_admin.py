@@ -78,6 +78,19 @@ def test_the_series_page_plots_the_latest_points(admin_client, series):
     assert "latest 2000 points" in content.lower()
 
 
+def test_the_add_pages_render(admin_client, db):
+    assert admin_client.get("/admin/ingestion/dataset/add/").status_code == 200
+    assert admin_client.get("/admin/ingestion/series/add/").status_code == 200
+    assert admin_client.get("/admin/ingestion/record/add/").status_code == 200
+
+
+def test_an_empty_series_page_says_no_data(admin_client, team):
+    dataset = Dataset.objects.create(team=team, name="empty")
+    empty = Series.objects.create(dataset=dataset, metric="idle")
+    response = admin_client.get(f"/admin/ingestion/series/{empty.pk}/change/")
+    assert response.status_code == 200 and b"No data" in response.content
+
+
 def test_the_dataset_page_shows_its_summary(admin_client, series):
     response = admin_client.get(f"/admin/ingestion/dataset/{series.dataset.pk}/change/")
     assert response.status_code == 200
