@@ -94,7 +94,8 @@ def ensure_secret_key() -> None:
 
 
 def manage(*args: str) -> None:
-    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, check=True)
+    env = {**os.environ, "LOG_LEVEL": os.environ.get("SETUP_LOG_LEVEL", "WARNING")}  # the step's own output is enough
+    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True)
 
 
 def ensure_admin() -> str | None:

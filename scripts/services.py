@@ -17,6 +17,7 @@ As a command (stdlib, psycopg and pgserver only)::
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shlex
 import shutil
@@ -48,6 +49,7 @@ TEST_BROKER_DB = "anomaly_test_broker"  # nor an SQL broker's tables
 CONNECT_TIMEOUT_S = 3
 
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")  # pgserver asks platformdirs; harmless
+logging.getLogger("pgserver").setLevel(logging.WARNING)  # its INFO lines narrate every step
 
 # What this process started, newest last; stop_services() undoes it in reverse.
 _stoppers: list[tuple[str, Callable[[], None]]] = []
