@@ -1,19 +1,25 @@
-"""The bulk write path: binary COPY into a staging table, then one set-based INSERT ... ON CONFLICT.
+"""The bulk write path for points: set-based, one chunk at a time, inside the caller's transaction.
 
-Callers open a transaction, `stage()` any number of validated chunks and `finish()` once; nothing
-reaches the points table until `finish()`, so a strict upload that fails leaves no trace but its batch.
+Per chunk: resolve the series (creating new ones) and lock them, sort the points by key and drop
+repeats within the upload (vectorised), then split them by the series' last timestamp:
+- points after it cannot exist yet (every writer holds the series lock), so they go straight into
+  the points table with binary COPY, the fastest path PostgreSQL has;
+- the rest are copied to a staging table and merged with one INSERT ... ON CONFLICT, which applies
+  the dataset's duplicate policy.
+Series counters (points, first and last ts) move in the same transaction, so summaries never count.
+A strict upload that fails is rolled back by the caller and leaves no trace but its batch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 from django.db import connection
 
 from ingestion.models import Dataset, DuplicatePolicy, Point, Record, Series
-from ingestion.parsers import PointColumns
+from ingestion.parsers import PointColumns, SeriesKey
 
 POINT_TABLE = Point._meta.db_table
 SERIES_TABLE = Series._meta.db_table
@@ -28,11 +34,12 @@ POINT_ROW = np.dtype(
     [("fields", ">i2"), ("len_series", ">i4"), ("series", ">i8"), ("len_ts", ">i4"), ("ts", ">i8"),
      ("len_value", ">i4"), ("value", ">f8")]
 )  # fmt: skip
+NO_TS = np.iinfo(np.int64).min
 
 
 @dataclass
 class LoadResult:
-    staged: int = 0
+    staged: int = 0  # valid points offered
     inserted: int = 0
     updated: int = 0
     # series id -> (first ts, last ts) of the points that were inserted or changed
@@ -41,6 +48,12 @@ class LoadResult:
     @property
     def duplicate(self) -> int:
         return self.staged - self.inserted - self.updated
+
+    def touch(self, series_id: int, first: datetime, last: datetime) -> None:
+        if series_id in self.touched:
+            old_first, old_last = self.touched[series_id]
+            first, last = min(first, old_first), max(last, old_last)
+        self.touched[series_id] = (first, last)
 
 
 def encode_points_binary(series_ids: np.ndarray, ts_us: np.ndarray, values: np.ndarray) -> bytes:
@@ -54,64 +67,109 @@ def encode_points_binary(series_ids: np.ndarray, ts_us: np.ndarray, values: np.n
     return COPY_HEADER + rows.tobytes() + COPY_TRAILER
 
 
+def _copy_points(table: str, series_ids: np.ndarray, ts_us: np.ndarray, values: np.ndarray) -> None:
+    with connection.cursor() as cursor:
+        with cursor.copy(f"COPY {table} (series_id, ts, value) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(encode_points_binary(series_ids, ts_us, values))
+
+
 class PointLoader:
-    """Stages validated points of one dataset and merges them in a single statement."""
+    """Loads validated chunks of one dataset's points; call `load()` per chunk inside one transaction."""
 
     def __init__(self, dataset: Dataset):
         self.dataset = dataset
-        self.series_ids: dict[tuple[str, str], int] = {}
-        self.staged = 0
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS {STAGE_TABLE} "
-                "(series_id bigint, ts timestamptz, value float8) ON COMMIT DROP"
-            )
-            cursor.execute(f"TRUNCATE {STAGE_TABLE}")
+        self.keep_last = dataset.duplicate_policy == DuplicatePolicy.OVERWRITE
+        self.series_ids: dict[SeriesKey, int] = {}
+        self.result = LoadResult()
+        self._staging_ready = False
 
-    def stage(self, columns: PointColumns) -> None:
+    def load(self, columns: PointColumns) -> None:
         if not len(columns.value):
             return
-        ids = self._series_ids(columns.metric, columns.labels)
-        payload = encode_points_binary(ids, columns.ts_us, columns.value)
-        with connection.cursor() as cursor:
-            with cursor.copy(f"COPY {STAGE_TABLE} (series_id, ts, value) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.write(payload)
-        self.staged += len(ids)
+        self.result.staged += len(columns.value)
+        ids = self._series_ids(columns.series_keys)[columns.series_code]
+        order = np.lexsort((columns.ts_us, ids))  # stable: upload order survives among equal keys
+        ids, ts_us, values = ids[order], columns.ts_us[order], columns.value[order]
+        unique = _unique_keys(ids, ts_us, keep_last=self.keep_last)
+        ids, ts_us, values = ids[unique], ts_us[unique], values[unique]
+        fresh = ts_us > self._locked_last_ts(ids)
+        if fresh.any():
+            self._append(ids[fresh], ts_us[fresh], values[fresh])
+        if not fresh.all():
+            self._merge(ids[~fresh], ts_us[~fresh], values[~fresh])
 
-    def _series_ids(self, metrics: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        """Series id per point: each distinct (metric, labels) is resolved once, created if new."""
-        codes, uniques = _factorize_pairs(metrics, labels)
-        missing = [pair for pair in uniques if pair not in self.series_ids]
+    def _series_ids(self, keys: list[SeriesKey]) -> np.ndarray:
+        """Id of each (metric, labels) key, created if new; resolved once per loader."""
+        missing = [key for key in keys if key not in self.series_ids]
         if missing:
             self.series_ids.update(series_get_or_create_many(dataset=self.dataset, keys=missing))
-        lookup = np.array([self.series_ids[pair] for pair in uniques], dtype=np.int64)
-        return lookup[codes]
+        return np.array([self.series_ids[key] for key in keys], dtype=np.int64)
 
-    def finish(self) -> LoadResult:
-        result = LoadResult(staged=self.staged)
-        if not self.staged:
-            return result
-        sql = _MERGE_OVERWRITE if self.dataset.duplicate_policy == DuplicatePolicy.OVERWRITE else _MERGE_KEEP_FIRST
+    def _locked_last_ts(self, ids: np.ndarray) -> np.ndarray:
+        """Each point's series' last ts (µs), after locking the series rows for this transaction."""
+        series = np.unique(ids)
         with connection.cursor() as cursor:
-            cursor.execute(sql)
+            cursor.execute(
+                f"SELECT id, (extract(epoch FROM last_ts) * 1000000)::bigint FROM {SERIES_TABLE} "
+                "WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+                [series.tolist()],
+            )
+            last = dict(cursor.fetchall())
+        last_us = np.array([NO_TS if last.get(s) is None else last[s] for s in series.tolist()], dtype=np.int64)
+        return last_us[np.searchsorted(series, ids)]
+
+    def _append(self, ids: np.ndarray, ts_us: np.ndarray, values: np.ndarray) -> None:
+        """Points newer than their series' last ts: straight into the table, counters moved in bulk."""
+        _copy_points(POINT_TABLE, ids, ts_us, values)
+        series, first_index, counts = np.unique(ids, return_index=True, return_counts=True)
+        first_us = ts_us[first_index]
+        last_us = ts_us[first_index + counts - 1]  # sorted by key, so each run ends at its max ts
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                UPDATE {SERIES_TABLE} s SET point_count = s.point_count + u.n,
+                    first_ts = LEAST(s.first_ts, to_timestamp(u.lo / 1e6)),
+                    last_ts = GREATEST(s.last_ts, to_timestamp(u.hi / 1e6)), updated_at = now()
+                FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[]) AS u(id, n, lo, hi)
+                WHERE s.id = u.id
+                """,
+                [series.tolist(), counts.tolist(), first_us.tolist(), last_us.tolist()],
+            )
+        self.result.inserted += len(ids)
+        for series_id, lo, hi in zip(series.tolist(), first_us.tolist(), last_us.tolist(), strict=True):
+            self.result.touch(series_id, _utc(lo), _utc(hi))
+
+    def _merge(self, ids: np.ndarray, ts_us: np.ndarray, values: np.ndarray) -> None:
+        """Points at or before their series' last ts: staged, then merged by the duplicate policy."""
+        with connection.cursor() as cursor:
+            if not self._staging_ready:
+                cursor.execute(
+                    f"CREATE TEMP TABLE IF NOT EXISTS {STAGE_TABLE} "
+                    "(series_id bigint, ts timestamptz, value float8) ON COMMIT DROP"
+                )
+                self._staging_ready = True
+            cursor.execute(f"TRUNCATE {STAGE_TABLE}")
+            _copy_points(STAGE_TABLE, ids, ts_us, values)
+            cursor.execute(_MERGE_OVERWRITE if self.keep_last else _MERGE_KEEP_FIRST)
             for series_id, inserted, updated, first_ts, last_ts in cursor.fetchall():
-                result.inserted += inserted
-                result.updated += updated
-                result.touched[series_id] = (first_ts, last_ts)
-        return result
+                self.result.inserted += inserted
+                self.result.updated += updated
+                self.result.touch(series_id, first_ts, last_ts)
 
 
-def _factorize_pairs(metrics: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, list[tuple[str, str]]]:
-    import pandas as pd
-
-    metric_codes, metric_uniques = pd.factorize(metrics)
-    label_codes, label_uniques = pd.factorize(labels)
-    pair_codes, pair_uniques = pd.factorize(metric_codes.astype(np.int64) * len(label_uniques) + label_codes)
-    pairs = [(metric_uniques[p // len(label_uniques)], label_uniques[p % len(label_uniques)]) for p in pair_uniques]
-    return pair_codes, pairs
+def _unique_keys(ids: np.ndarray, ts_us: np.ndarray, *, keep_last: bool) -> np.ndarray:
+    """Mask keeping one point per (series, ts) of key-sorted arrays: the first, or the last if keep_last."""
+    same_as_next = (ids[1:] == ids[:-1]) & (ts_us[1:] == ts_us[:-1])
+    if keep_last:
+        return np.append(~same_as_next, True)
+    return np.insert(~same_as_next, 0, True)
 
 
-def series_get_or_create_many(*, dataset: Dataset, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+def _utc(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1e6, UTC)
+
+
+def series_get_or_create_many(*, dataset: Dataset, keys: list[SeriesKey]) -> dict[SeriesKey, int]:
     """Ids of the (metric, canonical labels JSON) series, creating the missing ones in one statement."""
     metrics = [metric for metric, _ in keys]
     labels = [labels for _, labels in keys]
@@ -135,7 +193,7 @@ def series_get_or_create_many(*, dataset: Dataset, keys: list[tuple[str, str]]) 
 
 
 # The merge returns, per touched series: inserted, updated, first and last ts of what changed, and
-# moves the series' counters in the same statement so summaries never have to count points.
+# moves the series' counters in the same statement.
 _COUNTERS = f"""
 touched AS (
     SELECT series_id, count(*) FILTER (WHERE is_new) AS inserted, count(*) FILTER (WHERE NOT is_new) AS updated,
@@ -151,8 +209,7 @@ touched AS (
 SELECT series_id, inserted, updated, first_ts, last_ts FROM touched
 """
 
-# keep_first: a staged row loses to a stored one; within one upload the first row wins (staging keeps
-# upload order and DO NOTHING skips later rows for the same key).
+# keep_first: a stored value wins over a new one.
 _MERGE_KEEP_FIRST = f"""
 WITH merged AS (
     INSERT INTO {POINT_TABLE} (series_id, ts, value)
@@ -162,13 +219,11 @@ WITH merged AS (
 ), {_COUNTERS}
 """
 
-# overwrite: the last row of the upload for a key wins; an identical value is a duplicate, not an update.
+# overwrite: the new value wins; an identical value is a duplicate, not an update.
 _MERGE_OVERWRITE = f"""
-WITH latest AS (
-    SELECT DISTINCT ON (series_id, ts) series_id, ts, value FROM {STAGE_TABLE} ORDER BY series_id, ts, ctid DESC
-), merged AS (
+WITH merged AS (
     INSERT INTO {POINT_TABLE} AS p (series_id, ts, value)
-    SELECT series_id, ts, value FROM latest
+    SELECT series_id, ts, value FROM {STAGE_TABLE}
     ON CONFLICT (series_id, ts) DO UPDATE SET value = EXCLUDED.value WHERE p.value IS DISTINCT FROM EXCLUDED.value
     RETURNING series_id, ts, (xmax = 0) AS is_new
 ), {_COUNTERS}

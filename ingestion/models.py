@@ -63,10 +63,15 @@ class Series(BaseModel):
 
 
 class Point(models.Model):
-    """A value of a series at a time. The primary key (series, ts) makes re-sending a point a no-op."""
+    """A value of a series at a time. The primary key (series, ts) makes re-sending a point a no-op.
+
+    No database foreign key: a per-row RI check would double the cost of bulk loads. Points are only
+    written by the bulk loader, which resolves their series in the same transaction and holds a
+    KEY SHARE lock on them (what the foreign key would take); deleting a series deletes its points.
+    """
 
     pk = models.CompositePrimaryKey("series_id", "ts")
-    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="points")
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="points", db_constraint=False)
     ts = models.DateTimeField()
     value = models.FloatField()
 

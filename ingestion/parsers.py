@@ -23,7 +23,6 @@ import pandas as pd
 from common.exceptions import ApplicationError
 
 TS_COLUMNS = ("ts", "timestamp", "time")
-LONG_COLUMNS = {"metric", "value", "labels"}
 # Epoch numbers at or above this are milliseconds (1e11 seconds would be the year 5138).
 EPOCH_MS_THRESHOLD = 1e11
 MAX_NAME_LENGTH = 200
@@ -50,12 +49,15 @@ class RowErrors:
         return sorted(self.items, key=lambda item: (item["row"], item["field"]))
 
 
+SeriesKey = tuple[str, str]  # (metric, canonical labels JSON)
+
+
 @dataclass
 class PointColumns:
     """Validated points of one chunk: parallel arrays, one entry per accepted point."""
 
-    metric: np.ndarray  # object: metric names
-    labels: np.ndarray  # object: canonical JSON text of the labels dict
+    series_code: np.ndarray  # int64 index into series_keys
+    series_keys: list[SeriesKey]
     ts_us: np.ndarray  # int64 microseconds since the Unix epoch, UTC
     value: np.ndarray  # float64
     received: int  # points the chunk asked to store (valid + rejected)
@@ -72,13 +74,15 @@ def _printable(value) -> str | None:
 
 
 def read_csv_chunks(source, *, chunksize: int | None = None) -> Iterator[tuple[int, pd.DataFrame]]:
-    """Yield (first row number, DataFrame) from CSV bytes or a binary file, all cells as text."""
+    """Yield (first row number, DataFrame) from CSV bytes or a binary file.
+
+    Numeric columns are parsed by pandas' C reader; a column holding any text stays text and is
+    checked cell by cell later. Empty cells stay empty strings (no NaN guessing from "NA", "null").
+    """
     if isinstance(source, bytes | bytearray):
         source = io.BytesIO(source)
     try:
-        reader = pd.read_csv(
-            source, dtype=str, keep_default_na=False, na_filter=False, skipinitialspace=True, chunksize=chunksize
-        )
+        reader = pd.read_csv(source, keep_default_na=False, na_filter=False, skipinitialspace=True, chunksize=chunksize)
         chunks = [reader] if chunksize is None else reader
         first_row = 1
         for chunk in chunks:
@@ -235,66 +239,78 @@ def point_columns(frame: pd.DataFrame, *, first_row: int, upload_labels: dict, e
 def _long_points(frame, ts_name, ts_us, ts_bad, rows, upload_labels, errors) -> PointColumns:
     if "value" not in frame.columns:
         raise ApplicationError("Missing column 'value'.", extra={"field": "value"})
-    metric = frame["metric"].astype(str).str.strip().to_numpy(dtype=object)
-    metric_bad = (metric == "") | (np.vectorize(len, otypes=[int])(metric) > MAX_NAME_LENGTH)
-    if metric_bad.any():
-        errors.add(
-            rows[metric_bad], "metric", f"metric name must be 1-{MAX_NAME_LENGTH} characters", metric[metric_bad]
-        )
     values, value_bad = parse_values(frame["value"])
     if value_bad.any():
         errors.add(rows[value_bad], "value", "not a finite number", frame["value"].to_numpy()[value_bad])
-    labels, labels_bad = _long_labels(frame, ts_name, upload_labels)
-    if labels_bad.any():
-        errors.add(
-            rows[labels_bad],
-            "labels",
-            "labels must be a JSON object or key=value;key=value",
-            frame["labels"].to_numpy()[labels_bad] if "labels" in frame.columns else None,
-        )
-    ok = ~(ts_bad | metric_bad | value_bad | labels_bad)
-    return PointColumns(metric[ok], labels[ok], ts_us[ok], values[ok], received=len(frame))
+    codes, keys, key_bad = _long_series_keys(frame, ts_name, upload_labels, rows, errors)
+    ok = ~(ts_bad | value_bad | key_bad)
+    return PointColumns(codes[ok], keys, ts_us[ok], values[ok], received=len(frame))
 
 
-def _long_labels(frame: pd.DataFrame, ts_name: str, upload_labels: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Canonical labels text per row, parsing each distinct combination once."""
-    extra = [c for c in frame.columns if c not in LONG_COLUMNS and c != ts_name]
-    parts = [frame[c].astype(str) for c in extra]
-    if "labels" in frame.columns:
-        raw = frame["labels"]
-        parts.append(raw.map(canonical_labels) if raw.map(type).eq(dict).any() else raw.astype(str))
-    if not parts:
-        text = canonical_labels(upload_labels)
-        return np.full(len(frame), text, dtype=object), np.zeros(len(frame), dtype=bool)
-    codes, uniques = pd.MultiIndex.from_arrays(parts).factorize() if len(parts) > 1 else pd.factorize(parts[0])
-    canonical = np.empty(len(uniques), dtype=object)
-    unique_bad = np.zeros(len(uniques), dtype=bool)
-    for i, combo in enumerate(uniques):
-        combo = combo if isinstance(combo, tuple) else (combo,)
-        try:
-            labels = dict(upload_labels)
-            labels.update({c: v for c, v in zip(extra, combo, strict=False) if v != ""})
-            if "labels" in frame.columns:
-                labels.update(parse_labels_text(combo[-1]))
-            canonical[i] = canonical_labels(labels)
-        except ValueError:
-            unique_bad[i] = True
-    return canonical[codes], unique_bad[codes]
+def _long_series_keys(frame: pd.DataFrame, ts_name: str, upload_labels: dict, rows, errors: RowErrors):
+    """(series code per row, series keys, bad-row mask), validating each distinct combination once."""
+    label_columns = [c for c in frame.columns if c not in ("metric", "value") and c != ts_name]
+    columns = ["metric", *label_columns]
+    raw = np.zeros(len(frame), dtype=np.int64)
+    radices = []
+    for column in columns:  # one mixed-radix code over the per-column codes
+        cells = frame[column]
+        if cells.dtype == object and cells.map(lambda v: isinstance(v, dict)).any():
+            cells = cells.map(lambda v: canonical_labels(v) if isinstance(v, dict) else v)
+        column_codes, column_uniques = pd.factorize(cells)
+        raw = raw * len(column_uniques) + column_codes
+        radices.append(column_uniques)
+    raw, combos = pd.factorize(raw)
+    key_index: dict[SeriesKey, int] = {}
+    combo_key = np.empty(len(combos), dtype=np.int64)
+    combo_problem: dict[tuple[str, str], list[int]] = {}
+    for i, combo in enumerate(combos):
+        key, problem = _series_key(dict(zip(columns, _decode(int(combo), radices), strict=True)), upload_labels)
+        if problem is None:
+            combo_key[i] = key_index.setdefault(key, len(key_index))
+        else:
+            combo_key[i] = 0
+            combo_problem.setdefault(problem, []).append(i)
+    bad = np.zeros(len(frame), dtype=bool)
+    for (field_name, message), combo_ids in combo_problem.items():
+        hit = np.isin(raw, combo_ids)
+        errors.add(rows[hit], field_name, message)
+        bad |= hit
+    return combo_key[raw], list(key_index), bad
+
+
+def _decode(code: int, radices: list) -> list:
+    cells = []
+    for uniques in reversed(radices):
+        code, position = divmod(code, len(uniques))
+        cells.append(uniques[position])
+    return cells[::-1]
+
+
+def _series_key(cells: dict, upload_labels: dict) -> tuple[SeriesKey | None, tuple[str, str] | None]:
+    metric = str(cells.pop("metric")).strip()
+    if not metric or len(metric) > MAX_NAME_LENGTH:
+        return None, ("metric", f"metric name must be 1-{MAX_NAME_LENGTH} characters")
+    labels = dict(upload_labels)
+    raw_labels = cells.pop("labels", None)
+    labels.update({name: str(value) for name, value in cells.items() if str(value).strip() != ""})
+    try:
+        labels.update(parse_labels_text(raw_labels))
+    except ValueError:
+        return None, ("labels", "labels must be a JSON object of strings, or key=value;key=value")
+    return (metric, canonical_labels(labels)), None
 
 
 def _wide_points(frame, ts_name, ts_us, ts_bad, rows, upload_labels, errors) -> PointColumns:
-    metrics = [c for c in frame.columns if c != ts_name]
+    metrics = [str(c) for c in frame.columns if c != ts_name]
     if not metrics:
-        raise ApplicationError(
-            "No metric columns: wide rows need ts plus one column per metric.", extra={"field": None}
-        )
-    too_long = [m for m in metrics if not m or len(m) > MAX_NAME_LENGTH]
-    if too_long:
-        raise ApplicationError(f"Metric column names must be 1-{MAX_NAME_LENGTH} characters.", extra={"field": None})
+        raise ApplicationError("No metric columns: wide rows need ts plus one column per metric.")
+    if any(not m or len(m) > MAX_NAME_LENGTH for m in metrics):
+        raise ApplicationError(f"Metric column names must be 1-{MAX_NAME_LENGTH} characters.")
     labels_text = canonical_labels(upload_labels)
-    parts = []
+    codes, ts_parts, value_parts = [], [], []
     received = 0
-    for metric in metrics:
+    for code, metric in enumerate(metrics):
         column = frame[metric]
         present = ~_blank(column)
         values, bad = parse_values(column)
@@ -303,12 +319,13 @@ def _wide_points(frame, ts_name, ts_us, ts_bad, rows, upload_labels, errors) -> 
         if bad.any():
             errors.add(rows[bad], metric, "not a finite number", column.to_numpy()[bad])
         ok = present & ~bad & ~ts_bad
-        parts.append((np.full(int(ok.sum()), metric, dtype=object), ts_us[ok], values[ok]))
-    metric_arr = np.concatenate([p[0] for p in parts])
+        codes.append(np.full(int(ok.sum()), code, dtype=np.int64))
+        ts_parts.append(ts_us[ok])
+        value_parts.append(values[ok])
     return PointColumns(
-        metric=metric_arr,
-        labels=np.full(len(metric_arr), labels_text, dtype=object),
-        ts_us=np.concatenate([p[1] for p in parts]),
-        value=np.concatenate([p[2] for p in parts]),
+        series_code=np.concatenate(codes),
+        series_keys=[(metric, labels_text) for metric in metrics],
+        ts_us=np.concatenate(ts_parts),
+        value=np.concatenate(value_parts),
         received=received,
     )

@@ -199,10 +199,10 @@ def _load_points(batch: IngestBatch, chunks) -> IngestBatch:
                 received += columns.received
                 accepted += len(columns.value)
                 if not (strict and errors.count):  # a strict upload that failed only keeps validating
-                    loader.stage(columns)
+                    loader.load(columns)
             if (strict and errors.count) or not accepted:
                 raise _Rejected
-            result = loader.finish()
+            result = loader.result
     except ApplicationError as exc:
         return _finish(batch, status=IngestStatus.REJECTED, message=exc.message, received=received,
                        rejected=received - accepted, errors=_structural_errors(exc, errors))  # fmt: skip

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
@@ -13,6 +14,8 @@ from common.exceptions import ApplicationError
 from common.pagination import NewestFirstCursorPagination
 from ingestion import services
 from ingestion.api.parsers import AppCSVParser, CSVParser
+from ingestion.api.read_serializers import DatasetSummarySerializer
+from ingestion.api.read_views import dataset_summary_response
 from ingestion.api.serializers import DatasetSerializer, IngestBatchSerializer, UploadQuerySerializer
 from ingestion.models import Dataset, IngestBatch, IngestSource, IngestStatus
 from ingestion.parsers import parse_labels_text
@@ -38,6 +41,12 @@ class DatasetViewSet(TeamScopedMixin, viewsets.ModelViewSet):
         if name and name != instance.name and Dataset.objects.filter(team=instance.team, name=name).exists():
             raise ApplicationError(f"The team already has a dataset named {name!r}.", extra={"field": "name"})
         serializer.save()
+
+    @extend_schema(responses=DatasetSummarySerializer)
+    @action(detail=True, methods=["get"])
+    def summary(self, request, pk=None):
+        """Series and point counts, first and last timestamp, inferred frequency (no scan of the points)."""
+        return dataset_summary_response(self.get_object())
 
 
 class IngestBatchViewSet(TeamScopedMixin, viewsets.ReadOnlyModelViewSet):
