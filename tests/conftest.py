@@ -15,6 +15,8 @@ from rest_framework.test import APIClient
 from teams.models import Role
 from teams.services import api_token_create, membership_set, team_create
 
+pytest_plugins = ["tests.celery_worker"]
+
 
 @pytest.fixture
 def owner(db):
