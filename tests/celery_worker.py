@@ -24,6 +24,11 @@ READY_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 20
 
 
+def pytest_configure(config):
+    # kombu's SQLAlchemy transport (the broker of last resort) uses a loader SQLAlchemy 2.1 deprecates.
+    config.addinivalue_line("filterwarnings", "ignore:The ``noload`` loader strategy:DeprecationWarning")
+
+
 def database_url(db: dict) -> str:
     """The DATABASE_URL (as config/env.py reads it) of a DATABASES entry."""
     auth = quote(db.get("USER") or "", safe="")
