@@ -269,8 +269,7 @@ def _record_columns(frame: pd.DataFrame, *, first_row: int, errors: RowErrors) -
     id_name = next((c for c in ("external_id", "id") if c in frame.columns), None)
     external = np.full(len(frame), None, dtype=object)
     if id_name is not None:
-        ids = frame[id_name].map(lambda v: None if v is None or v != v or str(v).strip() == "" else str(v).strip())
-        external = ids.to_numpy(dtype=object)
+        external[:] = [_external_id(value) for value in frame[id_name].tolist()]
     feature_frame = _record_features(frame, exclude={ts_name, id_name})
     features = feature_frame.to_json(orient="records", lines=True, date_format="iso").splitlines()
     no_features = feature_frame.isna().all(axis=1).to_numpy() if len(feature_frame.columns) else ~bad
@@ -281,11 +280,18 @@ def _record_columns(frame: pd.DataFrame, *, first_row: int, errors: RowErrors) -
     return list(external[ok]), list(ts_iso[ok]), [f for f, keep in zip(features, ok, strict=True) if keep]
 
 
+def _external_id(value) -> str | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return str(value).strip() or None
+
+
 def _record_features(frame: pd.DataFrame, *, exclude: set) -> pd.DataFrame:
     """Feature columns; a nested `features` object is flattened; numeric-looking text becomes numbers."""
-    if "features" in frame.columns and frame["features"].map(lambda v: isinstance(v, dict)).all():
-        nested = pd.DataFrame.from_records(frame["features"].tolist(), index=frame.index)
-        frame = pd.concat([frame.drop(columns=["features"]), nested], axis=1)
+    if "features" in frame.columns and frame["features"].map(lambda v: isinstance(v, dict)).any():
+        nested = [v if isinstance(v, dict) else {} for v in frame["features"].tolist()]
+        nested = pd.DataFrame.from_records(nested, index=frame.index)
+        frame = frame.drop(columns=["features"]).combine_first(nested)
     columns = [c for c in frame.columns if c not in exclude and c not in RESERVED_RECORD_FIELDS]
     features = frame[columns].copy()
     for column in columns:
