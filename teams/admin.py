@@ -46,7 +46,8 @@ class ApiTokenAdmin(admin.ModelAdmin):
         if change:
             return super().save_model(request, obj, form, change)
         issued = services.api_token_create(user=obj.user, name=obj.name)
-        obj.pk = issued.token.pk
+        obj.__dict__.update({k: v for k, v in issued.token.__dict__.items() if k != "_state"})
+        obj._state.adding = False
         self.message_user(
             request, f"Token created. Copy it now, it will not be shown again: {issued.key}", messages.WARNING
         )
