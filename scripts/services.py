@@ -315,12 +315,21 @@ def stop_services() -> None:
             say(f"could not stop the {name}: {exc}")
 
 
+def _in_terminal_foreground() -> bool:
+    try:
+        return os.getpgrp() == os.tcgetpgrp(sys.stdin.fileno())
+    except OSError:
+        return False
+
+
 def _run(command: list[str], env: dict[str, str]) -> int:
-    """Run command with env; Ctrl-C and SIGTERM go to it, and we wait for it to finish."""
+    """Run command with env and wait for it; SIGTERM, and SIGINT sent to us alone, are passed on."""
     proc = subprocess.Popen(command, env={**os.environ, **env})
+    # Ctrl-C in a terminal already reaches the whole foreground group; passing it on would double it.
+    interactive = _in_terminal_foreground()
 
     def forward(signum, _frame):
-        if proc.poll() is None:
+        if proc.poll() is None and not (signum == signal.SIGINT and interactive):
             proc.send_signal(signum)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
