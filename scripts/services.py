@@ -141,7 +141,8 @@ def _embedded_postgres() -> str:
     except Exception as exc:  # pgserver raises several kinds; each means "could not start"
         log = PGDATA / "log"
         detail = log.read_text()[-2000:] if log.exists() else str(exc)
-        raise ServiceError(f"could not start the embedded PostgreSQL in {PGDATA}:\n{detail}") from exc
+        hint = "Point DATABASE_URL at a reachable PostgreSQL instead, or fix the cause above."
+        raise ServiceError(f"could not start the embedded PostgreSQL in {PGDATA}:\n{detail}\n{hint}") from exc
     socket_dir = server.get_postmaster_info().socket_dir
     url = f"postgres://postgres@/{DB_NAME}?host={socket_dir}"
     ensure_database(url)
