@@ -86,12 +86,13 @@ def _pg_connect(url: str, timeout: float = CONNECT_TIMEOUT_S) -> psycopg.Connect
     return psycopg.connect(url.replace("postgres://", "postgresql://", 1), connect_timeout=timeout, autocommit=True)
 
 
-def _pg_reachable(url: str) -> bool:
+def _pg_problem(url: str) -> str | None:
+    """None when we can log in to the PostgreSQL at url, else why not."""
     try:
         _pg_connect(url, timeout=2).close()
-    except psycopg.Error:
-        return False
-    return True
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0]
+    return None
 
 
 def ensure_database(url: str) -> bool:
@@ -159,14 +160,15 @@ def resolve_database(*, embedded: bool) -> str:
     given = os.environ.get("DATABASE_URL")
     if given:
         return _given_database(given)
-    if not embedded and _pg_reachable(f"{LOCAL_PG_URL}/postgres"):
+    problem = "skipped" if embedded else _pg_problem(f"{LOCAL_PG_URL}/postgres")
+    if problem is None:
         url = f"{LOCAL_PG_URL}/{DB_NAME}"
         created = ensure_database(url)
         note = " (created)" if created else ""
         say(f"database: PostgreSQL answers on {LOCAL_HOST}:5432; using database {DB_NAME}{note}")
         return url
     if not embedded:
-        say(f"database: nothing answers on {LOCAL_HOST}:5432; starting an embedded PostgreSQL")
+        say(f"database: no usable PostgreSQL on {LOCAL_HOST}:5432 ({problem}); starting an embedded one")
     return _embedded_postgres()
 
 
@@ -174,14 +176,14 @@ def resolve_database(*, embedded: bool) -> str:
 
 
 def _redis_ping(host: str, port: int, timeout: float = 1.0) -> bool:
-    """True when a Redis server answers on host:port (an auth error still means it is there)."""
+    """True when a Redis server on host:port answers PING without a password."""
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
             sock.sendall(b"PING\r\n")
             reply = sock.recv(64)
     except OSError:
         return False
-    return reply.startswith((b"+PONG", b"-NOAUTH", b"-WRONGPASS"))
+    return reply.startswith(b"+PONG")
 
 
 def _tcp_reachable(host: str, port: int, timeout: float = CONNECT_TIMEOUT_S) -> bool:
