@@ -38,7 +38,6 @@ ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
 PGDATA = VAR / "pgdata"
 REDIS_DIR = VAR / "redis"
-REDIS_PIDFILE = REDIS_DIR / "redis.pid"
 
 LOCAL_HOST = "127.0.0.1"
 LOCAL_PG_URL = f"postgres://postgres@{LOCAL_HOST}:5432"
@@ -223,20 +222,44 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def stop_private_redis() -> None:
+def _is_redis(pid: int) -> bool:
+    """False when pid is gone or (where /proc tells) is no longer a redis-server."""
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if Path("/proc/self").exists():
+        return cmdline.exists() and b"redis-server" in cmdline.read_bytes()
     try:
-        pid = int(REDIS_PIDFILE.read_text())
-    except (OSError, ValueError):
-        return
-    try:
-        os.kill(pid, signal.SIGTERM)
-        for _ in range(50):
-            os.kill(pid, 0)
-            time.sleep(0.1)
+        os.kill(pid, 0)
     except ProcessLookupError:
-        pass
-    REDIS_PIDFILE.unlink(missing_ok=True)
-    say(f"broker: stopped the private redis-server (pid {pid})")
+        return False
+    return True
+
+
+def _terminate(pid: int, proc: subprocess.Popen | None) -> None:
+    os.kill(pid, signal.SIGTERM)
+    if proc is not None:  # our child: wait for it, so it is not left a zombie
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        return
+    for _ in range(100):
+        if not _is_redis(pid):
+            return
+        time.sleep(0.1)
+
+
+def stop_private_redis(pidfile: Path | None = None, proc: subprocess.Popen | None = None) -> None:
+    """Stop the private redis-server of pidfile, or every one recorded in var/redis."""
+    for path in [pidfile] if pidfile else sorted(REDIS_DIR.glob("redis-*.pid")):
+        try:
+            pid = int(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if _is_redis(pid):
+            _terminate(pid, proc)
+            say(f"broker: stopped the private redis-server (pid {pid})")
+        path.unlink(missing_ok=True)
 
 
 def _private_redis(binary: str) -> str:
@@ -246,8 +269,9 @@ def _private_redis(binary: str) -> str:
     args += ["--dir", str(REDIS_DIR), "--logfile", str(REDIS_DIR / "redis.log")]
     # A session of its own: Ctrl-C reaches the platform, which stops the workers before their broker.
     proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
-    REDIS_PIDFILE.write_text(str(proc.pid))
-    _stoppers.append(("private redis-server", stop_private_redis))
+    pidfile = REDIS_DIR / f"redis-{port}.pid"
+    pidfile.write_text(str(proc.pid))
+    _stoppers.append(("private redis-server", lambda: stop_private_redis(pidfile, proc)))
     for _ in range(100):
         if _redis_ping(LOCAL_HOST, port):
             say(f"broker: started a private redis-server on {LOCAL_HOST}:{port} (no persistence, var/redis)")
@@ -255,7 +279,8 @@ def _private_redis(binary: str) -> str:
         if proc.poll() is not None:
             break
         time.sleep(0.1)
-    stop_private_redis()
+    _stoppers.pop()
+    stop_private_redis(pidfile, proc)
     raise ServiceError(f"redis-server did not start; see {REDIS_DIR / 'redis.log'}")
 
 
