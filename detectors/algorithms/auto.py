@@ -34,19 +34,51 @@ from .postprocess import tail_probability, z_prior
 from .rolling import fill_nan, prev_iqr_sigma, prev_median, robust_sigma, scale_floor
 from .seasonality import infer_period, phases, time_origin
 
-FEATURES = ("value", "spike", "shift", "jump", "volatility", "seasonal")
+FEATURES = ("value", "spike", "shift", "jump", "volatility", "seasonal", "pattern")
+SIGNED = ("value", "spike", "shift", "seasonal")
+DEFAULT_FEATURES = ("value", "shift", "seasonal", "pattern")
 
 
 @dataclass
 class AutoParams:
     period: int | None = field(default=None, metadata={"min": 0, "max": 100_000})
-    long_window: int = field(default=1000, metadata={"min": 20, "max": 100_000})
+    long_window: int = field(default=10_000, metadata={"min": 20, "max": 100_000})
     short_window: int = field(default=10, metadata={"min": 2, "max": 1000})
-    shift_window: int = field(default=5, metadata={"min": 2, "max": 1000})
+    shift_window: int = field(default=10, metadata={"min": 2, "max": 1000})
     calibration_window: int = field(default=4000, metadata={"min": 50, "max": 100_000})
     combine: str = field(default="max", metadata={"choices": ("max", "mean")})
     component_prior: bool = False
     band_z: float = field(default=3.0, metadata={"min": 0.1, "max": 100.0})
+    split_directions: bool = False
+    pattern_length: int = field(default=4, metadata={"min": 2, "max": 100})
+    pattern_history: int = field(default=10_000, metadata={"min": 10, "max": 100_000})
+    features: list = field(default_factory=lambda: list(DEFAULT_FEATURES))
+
+
+def pattern_novelty(z: np.ndarray, length: int, history: int, block: int = 512) -> np.ndarray:
+    """Distance from the window of the last ``length`` values to its nearest earlier window.
+
+    Earlier windows are those ending at least ``length`` rows before (no overlap), at most the last
+    ``history`` of them. Rows without a full window or without history score 0.
+    """
+    n = len(z)
+    out = np.zeros(n)
+    if n < 2 * length + 1:
+        return out
+    emb = np.lib.stride_tricks.sliding_window_view(z, length)  # emb[j] ends at row j + length - 1
+    norms = (emb**2).sum(axis=1)
+    for lo in range(length, len(emb), block):
+        hi = min(lo + block, len(emb))
+        ref_lo = max(0, lo - length - history)
+        ref_hi = hi - length  # candidates for the last query of the block
+        refs = emb[ref_lo:ref_hi]
+        d2 = norms[lo:hi, None] + norms[None, ref_lo:ref_hi] - 2.0 * emb[lo:hi] @ refs.T
+        q = np.arange(lo, hi)[:, None]
+        r = np.arange(ref_lo, ref_hi)[None, :]
+        d2[(r > q - length) | (r < q - length - history)] = np.inf
+        best = d2.min(axis=1)
+        out[lo + length - 1 : hi + length - 1] = np.sqrt(np.maximum(np.where(np.isfinite(best), best, 0.0), 0.0))
+    return out
 
 
 class AutoDetector(Detector):
@@ -112,9 +144,9 @@ class AutoDetector(Detector):
         vol = pd.Series(x).rolling(k, min_periods=2).std().fillna(0.0).to_numpy()
         vol_ref = np.maximum(fill_nan(prev_median(vol, p.long_window), col["sigma"]), floor)
         feats = {
-            "value": np.abs(x - med_long) / sig,
-            "spike": np.abs(x - med_short) / sig,
-            "shift": np.abs(recent_mean - before) / sig,
+            "value": (x - med_long) / sig,
+            "spike": (x - med_short) / sig,
+            "shift": (recent_mean - before) / sig,
             "jump": steps / step_sigma,
             "volatility": vol / vol_ref,
         }
@@ -123,8 +155,17 @@ class AutoDetector(Detector):
             lagged = np.concatenate([np.full(m, np.nan), x[:-m]])
             resid = x - lagged
             rs = np.maximum(fill_nan(prev_iqr_sigma(resid, p.long_window), col["sigma"]), floor)
-            feats["seasonal"] = fill_nan(np.abs(resid) / rs, 0.0)
-        return feats
+            feats["seasonal"] = fill_nan(resid / rs, 0.0)
+        if "pattern" in p.features:
+            feats["pattern"] = pattern_novelty(x / max(col["sigma"], floor), p.pattern_length, p.pattern_history)
+        out = {}
+        for name, values in feats.items():
+            if self.p.split_directions and name in SIGNED:
+                out[f"{name}_up"] = np.maximum(values, 0.0)
+                out[f"{name}_down"] = np.maximum(-values, 0.0)
+            else:
+                out[name] = np.abs(values)
+        return out
 
     def _expected(self, x: np.ndarray, col: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         p = self.p
@@ -145,6 +186,8 @@ class AutoDetector(Detector):
         for c, col in enumerate(self.columns_):
             feats = self._features(X[:, c], col, ph)
             for name, values in feats.items():
+                if name.rsplit("_", 1)[0] not in p.features and name not in p.features:
+                    continue
                 prob = tail_probability(values, window=p.calibration_window, prior=prior)
                 neglogs.append(-np.log10(prob))
                 names.append(name if X.shape[1] == 1 else f"{name}[{c}]")

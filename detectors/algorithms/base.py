@@ -163,7 +163,7 @@ class Detector(ABC):
         if not missing.any():
             return arr, missing
         frame = pd.DataFrame(arr).ffill()
-        filled = frame.to_numpy(float)
+        filled = np.array(frame, dtype=float)
         rows, cols = np.nonzero(np.isnan(filled))
         filled[rows, cols] = np.asarray(self.fill_)[cols]
         return filled, missing

@@ -8,13 +8,15 @@
    ``-log10 p``) give a prior that ``p`` never goes below, so a flat history cannot turn a tiny
    wobble into an alarm. ``anomaly_score = min(1, -log10(p) / 8)``: 0.5 is "once in 10,000 rows",
    1.0 is "once in 10^8 rows or rarer".
-2. Threshold: ``sensitivity`` in [0, 1] sets the tail probability that raises an alarm,
-   ``alpha = 10 ** -(2 + 6 * (1 - sensitivity))`` -- the expected false alarm rate per row on data
-   like the series' history: 1 in 100 rows at sensitivity 1, 1 in 10^5 at 0.5, 1 in 10^8 at 0.
-3. Suppression of repeats: a row can only raise an alarm when its calibrated score is higher than
-   every score in the ``quiet`` rows before it; after an alarm nothing new fires until the score has
-   stayed below the alarm's level for ``quiet`` rows (or rises above it). Suppressed rows keep half
-   their score in ``anomaly_score`` so a threshold above 0.5 never picks them.
+2. Threshold: ``sensitivity`` in [0, 1] sets the tail probability at which a row counts as
+   unusual, ``alpha = 10 ** -(1 + 5 * (1 - sensitivity) ** 2)``: 1 in 10 rows at sensitivity 1,
+   about 1 in 180 at the default 0.5, 1 in a million at 0. It is the rate at which rows of data
+   like the series' own history cross the threshold; alarms are far rarer, because of step 3.
+3. Suppression of repeats: a row can only raise an alarm when its calibrated score beats every
+   score in the ``quiet`` rows before it (by a margin of 0.05, i.e. 0.4 decades of probability),
+   so an event raises one alarm (plus one per clear escalation) and nothing new fires until the
+   score has been quiet for ``quiet`` rows. Suppressed rows keep a tenth of their score in
+   ``anomaly_score``, so no useful threshold picks them.
 4. Events: alarms closer than ``quiet`` rows apart form one event, which extends while the
    calibrated score stays above the threshold. Each event carries start/end/peak rows, the peak value,
    the expected value and band (if the detector has one), score, severity and an explanation.
@@ -37,8 +39,8 @@ SCORE_DECADES = 8.0  # anomaly_score 1.0 == tail probability 1e-8
 P_FLOOR = 1e-12
 DEFAULT_SENSITIVITY = 0.5
 DEFAULT_CALIBRATION_WINDOW = 4000
-DEFAULT_QUIET = 200
-SEVERITY_LEVELS = ((8.0, "critical"), (6.0, "high"), (4.0, "medium"), (0.0, "low"))  # -log10 p
+DEFAULT_QUIET = 100
+SEVERITY_LEVELS = ((6.0, "critical"), (4.5, "high"), (3.0, "medium"), (0.0, "low"))  # -log10 p
 
 
 def z_prior(z: float) -> float:
@@ -99,11 +101,11 @@ def sensitivity_threshold(sensitivity: float) -> float:
     """The ``anomaly_score`` at which an alarm is raised (see the module docstring)."""
     if not 0.0 <= sensitivity <= 1.0:
         raise ValueError("sensitivity must be within [0, 1]")
-    return (2.0 + 6.0 * (1.0 - sensitivity)) / SCORE_DECADES
+    return (1.0 + 5.0 * (1.0 - sensitivity) ** 2) / SCORE_DECADES
 
 
 SUPPRESSED_FACTOR = 0.1
-ESCALATION_MARGIN = 0.0
+ESCALATION_MARGIN = 0.05
 
 
 def suppress(score: np.ndarray, quiet: int = DEFAULT_QUIET, margin: float | None = None) -> np.ndarray:
@@ -115,6 +117,24 @@ def suppress(score: np.ndarray, quiet: int = DEFAULT_QUIET, margin: float | None
     padded = np.concatenate([np.full(quiet, -np.inf), score])
     windows = np.lib.stride_tricks.sliding_window_view(padded[:-1], quiet)
     return score > windows.max(axis=1) + margin
+
+
+def hold_alarms(score: np.ndarray, threshold: float, quiet: int = DEFAULT_QUIET) -> np.ndarray:
+    """Mask of rows that may raise an alarm: after an alarm (score >= threshold), nothing new until
+    the score has stayed below the threshold for ``quiet`` consecutive rows."""
+    armed = True
+    calm = 0
+    out = np.zeros(len(score), dtype=bool)
+    for i, s in enumerate(np.asarray(score, dtype=float).tolist()):
+        if armed:
+            out[i] = True
+            if s >= threshold:
+                armed, calm = False, 0
+        else:
+            calm = calm + 1 if s < threshold else 0
+            if calm >= quiet:
+                armed = True
+    return out
 
 
 def severity_of(p: float) -> str:
@@ -237,7 +257,13 @@ def build_events(
 def calibrate(
     raw: np.ndarray, score_unit: str = "raw", calibration_window: int = DEFAULT_CALIBRATION_WINDOW
 ) -> np.ndarray:
-    """Tail probability per row (step 1 of the module docstring)."""
+    """Tail probability per row (step 1 of the module docstring).
+
+    A score already in ``-log10 p`` units (a detector that calibrates itself, such as ``auto`` or
+    ``ensemble``) is converted directly, not calibrated a second time.
+    """
+    if score_unit == "neglog10p":
+        return np.maximum(10.0 ** -np.maximum(np.asarray(raw, dtype=float), 0.0), P_FLOOR)
     return tail_probability(raw, window=calibration_window, prior=PRIORS.get(score_unit))
 
 

@@ -153,7 +153,9 @@ class GeneralizedESD(Detector):
         dof = np.maximum(n - j - 1, 1.0)
         p = 1.0 - self.p.alpha / (2.0 * np.maximum(n - j + 1, 1.0))
         t = stats.t.ppf(p, dof)
-        return np.maximum((n - j) * t / np.sqrt((dof + t**2) * (n - j + 1)), 1e-9)
+        with np.errstate(all="ignore"):
+            lam = (n - j) * t / np.sqrt((dof + t**2) * np.maximum(n - j + 1, 1.0))
+        return np.maximum(np.nan_to_num(lam, nan=1e-9, posinf=1e9), 1e-9)
 
 
 @dataclass
