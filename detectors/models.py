@@ -1,1 +1,216 @@
-from django.db import models  # noqa: F401
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models import Q
+
+from common.models import BaseModel
+from detectors.algorithms.registry import algorithm_keys
+from ingestion.models import Dataset, Record, Series
+
+ALGORITHM_CHOICES = [(key, key) for key in algorithm_keys()]
+
+
+class Detector(BaseModel):
+    """What to watch (series of a dataset, or its table rows), with which algorithm, how often."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="detectors")
+    name = models.CharField(max_length=200)
+    # Series selector (time series datasets): an empty metric means every metric.
+    metric = models.CharField(max_length=200, blank=True)
+    label_filter = models.JSONField(default=dict, blank=True, help_text="Series whose labels contain these.")
+    algorithm = models.CharField(max_length=40, choices=ALGORITHM_CHOICES, default="auto")
+    params = models.JSONField(default=dict, blank=True)
+    sensitivity = models.FloatField(
+        default=0.5,
+        help_text="0-1. The expected false alarm rate per point is 10^-(2 + 6 (1 - sensitivity)): "
+        "1 in 100 points at 1, 1 in 100,000 at 0.5, 1 in 10^8 at 0.",
+    )
+    training_points = models.PositiveIntegerField(
+        default=2000, help_text="A model is fitted on this many of a series' latest points before what it scores."
+    )
+    schedule_interval = models.DurationField(null=True, blank=True, help_text="Empty: runs only on demand.")
+    next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    realtime = models.BooleanField(default=False, help_text="Score newly ingested points within seconds.")
+    enabled = models.BooleanField(default=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "name"], name="detector_unique_dataset_name"),
+            models.CheckConstraint(
+                condition=Q(sensitivity__gte=0) & Q(sensitivity__lte=1), name="detector_sensitivity_0_1"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ModelStatus(models.TextChoices):
+    CANDIDATE = "candidate", "Candidate"
+    ACTIVE = "active", "Active"
+    RETIRED = "retired", "Retired"
+
+
+class ModelReason(models.TextChoices):
+    INITIAL = "initial", "First model"
+    SCHEDULE = "schedule", "Scheduled retraining"
+    MANUAL = "manual", "Manual"
+    FEEDBACK = "feedback", "Feedback"
+    ROLLBACK = "rollback", "Rollback"
+
+
+class ModelVersion(BaseModel):
+    """A fitted model of a detector (per series for time series). Its state is JSON, never a pickle."""
+
+    detector = models.ForeignKey(Detector, on_delete=models.CASCADE, related_name="model_versions")
+    series = models.ForeignKey(Series, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    version = models.PositiveIntegerField()
+    algorithm = models.CharField(max_length=40)
+    params = models.JSONField(default=dict)
+    state = models.JSONField(help_text="The fitted state (JSON only; nothing is ever unpickled).")
+    threshold = models.FloatField(help_text="Calibrated anomaly score (0-1) that raises an alarm.")
+    sensitivity = models.FloatField()
+    training_start = models.DateTimeField(null=True, blank=True)
+    training_end = models.DateTimeField(null=True, blank=True)
+    training_size = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=ModelStatus.choices, default=ModelStatus.CANDIDATE)
+    reason = models.CharField(max_length=16, choices=ModelReason.choices, default=ModelReason.INITIAL)
+    metrics = models.JSONField(default=dict, blank=True)
+    code_version = models.CharField(max_length=40, blank=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["detector", "series", "-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["detector", "series", "version"], name="model_version_unique_number", nulls_distinct=False
+            ),
+            models.UniqueConstraint(
+                fields=["detector", "series"],
+                condition=Q(status="active"),
+                name="model_version_one_active",
+                nulls_distinct=False,
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.detector} v{self.version}" + (f" ({self.series})" if self.series_id else "")
+
+
+class RunTrigger(models.TextChoices):
+    SCHEDULE = "schedule", "Schedule"
+    MANUAL = "manual", "Manual"
+    REALTIME = "realtime", "Realtime"
+    BACKFILL = "backfill", "Backfill"
+    BACKTEST = "backtest", "Backtest"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class DetectionRun(BaseModel):
+    detector = models.ForeignKey(Detector, on_delete=models.CASCADE, related_name="runs")
+    trigger = models.CharField(max_length=16, choices=RunTrigger.choices)
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    window_start = models.DateTimeField(null=True, blank=True)
+    window_end = models.DateTimeField(null=True, blank=True)
+    series_total = models.PositiveIntegerField(default=0)
+    series_done = models.PositiveIntegerField(default=0)
+    chunks_total = models.PositiveIntegerField(default=0)
+    chunks_done = models.PositiveIntegerField(default=0)
+    done_chunks = ArrayField(models.PositiveIntegerField(), default=list, blank=True, editable=False)
+    points_scored = models.BigIntegerField(default=0)
+    anomalies_found = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    result = models.JSONField(default=dict, blank=True, help_text="Backtests: anomalies and scores.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["detector", "-created_at"], name="run_detector_created_idx")]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} of {self.detector} ({self.status})"
+
+    @property
+    def progress(self) -> float:
+        return self.chunks_done / self.chunks_total if self.chunks_total else 0.0
+
+
+class SeriesCursor(models.Model):
+    """How far a detector has scored a series, and whether new points wait (realtime coalescing)."""
+
+    detector = models.ForeignKey(Detector, on_delete=models.CASCADE, related_name="cursors")
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="+")
+    scored_until = models.DateTimeField(null=True, blank=True, help_text="Timestamp of the last scored point.")
+    pending = models.BooleanField(default=False, help_text="New points arrived and a realtime run is queued.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["detector", "series"], name="cursor_unique_detector_series")]
+
+    def __str__(self) -> str:
+        return f"{self.detector} / {self.series}: {self.scored_until}"
+
+
+class Severity(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+    CRITICAL = "critical", "Critical"
+
+
+SEVERITY_RANK = {Severity.LOW: 0, Severity.MEDIUM: 1, Severity.HIGH: 2, Severity.CRITICAL: 3}
+
+
+class ReviewStatus(models.TextChoices):
+    UNREVIEWED = "unreviewed", "Unreviewed"
+    CONFIRMED = "confirmed", "Confirmed"
+    FALSE_POSITIVE = "false_positive", "False positive"
+    EXPECTED = "expected", "Expected change"
+
+
+class Anomaly(BaseModel):
+    """One anomalous event: consecutive anomalous points merged, with its evidence."""
+
+    detector = models.ForeignKey(Detector, on_delete=models.CASCADE, related_name="anomalies")
+    series = models.ForeignKey(Series, null=True, blank=True, on_delete=models.CASCADE, related_name="anomalies")
+    record = models.ForeignKey(Record, null=True, blank=True, on_delete=models.CASCADE, related_name="anomalies")
+    model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL)
+    run = models.ForeignKey(DetectionRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    start_ts = models.DateTimeField()
+    end_ts = models.DateTimeField()
+    peak_ts = models.DateTimeField()
+    value = models.JSONField(null=True, help_text="The value at the peak (a number, or the record's features).")
+    expected = models.FloatField(null=True, blank=True)
+    lower = models.FloatField(null=True, blank=True)
+    upper = models.FloatField(null=True, blank=True)
+    score = models.FloatField(help_text="Calibrated anomaly score at the peak, 0-1.")
+    severity = models.CharField(max_length=16, choices=Severity.choices)
+    explanation = models.JSONField(default=dict, blank=True)
+    review_status = models.CharField(max_length=16, choices=ReviewStatus.choices, default=ReviewStatus.UNREVIEWED)
+
+    class Meta:
+        ordering = ["-start_ts"]
+        verbose_name_plural = "anomalies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["detector", "series", "record", "start_ts"], name="anomaly_unique_start", nulls_distinct=False
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["detector", "-start_ts"], name="anomaly_detector_start_idx"),
+            models.Index(fields=["series", "-start_ts"], name="anomaly_series_start_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.severity} anomaly at {self.peak_ts:%Y-%m-%d %H:%M}"

@@ -230,6 +230,68 @@ WITH merged AS (
 """
 
 
+# --- reading ------------------------------------------------------------------------
+
+
+@dataclass
+class PointArrays:
+    """Points of several series as parallel arrays, ordered by (series, ts)."""
+
+    series_id: np.ndarray  # int64
+    ts_us: np.ndarray  # int64 µs since the Unix epoch
+    value: np.ndarray  # float64
+
+    def split(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """{series id: (ts_us, values)} as views, without copying."""
+        if not len(self.series_id):
+            return {}
+        bounds = np.flatnonzero(np.diff(self.series_id)) + 1
+        starts = np.concatenate([[0], bounds])
+        ends = np.concatenate([bounds, [len(self.series_id)]])
+        return {
+            int(self.series_id[a]): (self.ts_us[a:b], self.value[a:b])
+            for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
+        }
+
+
+def points_read(*, series_ids: list[int], start: datetime | None = None, end: datetime | None = None) -> PointArrays:
+    """Points of the series in [start, end), ordered by (series, ts)."""
+    return points_read_around(series_ids=series_ids, starts=[start] * len(series_ids), end=end, history=0)
+
+
+def points_read_around(
+    *, series_ids: list[int], starts: list[datetime | None], end: datetime | None = None, history: int = 0
+) -> PointArrays:
+    """Per series: its last `history` points before its start, then every point in [start, end).
+
+    One query for all the series, sent as binary COPY and decoded by numpy (no per-row Python).
+    """
+    query = f"""
+        SELECT p.series_id, p.ts, p.value
+        FROM unnest(%s::bigint[], %s::timestamptz[]) AS s(id, lo)
+        CROSS JOIN LATERAL (
+            (SELECT series_id, ts, value FROM {POINT_TABLE}
+             WHERE series_id = s.id AND ts < coalesce(s.lo, '-infinity') ORDER BY ts DESC LIMIT %s)
+            UNION ALL
+            (SELECT series_id, ts, value FROM {POINT_TABLE}
+             WHERE series_id = s.id AND ts >= coalesce(s.lo, '-infinity') AND ts < coalesce(%s::timestamptz, 'infinity'))
+        ) p
+        ORDER BY p.series_id, p.ts
+    """
+    with connection.cursor() as cursor:
+        sql = cursor.mogrify(query, [list(series_ids), list(starts), history, end])
+        buffer = bytearray()
+        with cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)") as copy:
+            for block in copy:
+                buffer += block
+    rows = np.frombuffer(bytes(buffer[len(COPY_HEADER) : len(buffer) - len(COPY_TRAILER)]), dtype=POINT_ROW)
+    return PointArrays(
+        series_id=rows["series"].astype(np.int64),
+        ts_us=rows["ts"].astype(np.int64) + PG_EPOCH_OFFSET_US,
+        value=rows["value"].astype(np.float64),
+    )
+
+
 # --- records ------------------------------------------------------------------------
 
 

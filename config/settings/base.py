@@ -24,6 +24,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.postgres",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
@@ -143,7 +144,12 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_WORKER_QUEUES = "default,ingest,detect,train,notify"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE = {
+    # One tick claims every detector whose own next_run_at is due (schedules are data, edited at run time).
+    "dispatch-due-detectors": {"task": "detectors.tasks.dispatch_due", "schedule": envint("DISPATCH_TICK_SECONDS", 30)},
+}
+# Realtime: new points wait this long so that uploads arriving together are scored in one run.
+REALTIME_COALESCE_SECONDS = envint("REALTIME_COALESCE_SECONDS", 2)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Logging: one JSON object per line on stdout -------------------------------

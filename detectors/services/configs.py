@@ -1,0 +1,113 @@
+"""Detector configuration: validated against the algorithm's own params schema."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from common.exceptions import ApplicationError
+from detectors.algorithms.params import ParamsError
+from detectors.algorithms.registry import algorithm_keys, get_algorithm
+from detectors.models import Detector, SeriesCursor
+from detectors.selectors import detector_series_ids
+from ingestion.models import DatasetKind, Series
+
+EDITABLE_FIELDS = {
+    "name", "metric", "label_filter", "algorithm", "params", "sensitivity", "training_points",
+    "schedule_interval", "realtime", "enabled",
+}  # fmt: skip
+
+
+def validate_algorithm_params(*, algorithm: str, params: dict | None, table: bool = False) -> dict:
+    """The algorithm's full params (defaults filled in); ApplicationError naming each bad field."""
+    if algorithm not in algorithm_keys():
+        raise ApplicationError(
+            f"Unknown algorithm {algorithm!r}; choose one of: {', '.join(algorithm_keys())}.",
+            extra={"field": "algorithm"},
+        )
+    cls = get_algorithm(algorithm)
+    params = dict(params or {})
+    if table:
+        if not cls.tags.get("table"):
+            raise ApplicationError(
+                f"{algorithm} scores series; a table dataset needs one of: {', '.join(table_algorithms())}.",
+                extra={"field": "algorithm"},
+            )
+        params.setdefault("mode", "table")
+    try:
+        cls.validate_params(params)
+    except ParamsError as exc:
+        raise ApplicationError("Invalid algorithm params.", extra={"field": "params", "params": exc.errors}) from exc
+    return params
+
+
+def table_algorithms() -> list[str]:
+    return [key for key in algorithm_keys() if get_algorithm(key).tags.get("table")]
+
+
+def _check(detector: Detector) -> None:
+    if detector.dataset.kind == DatasetKind.TABLE and (detector.metric or detector.label_filter):
+        raise ApplicationError("A table dataset has no series to select: leave metric and labels empty.")
+    if not isinstance(detector.label_filter, dict):
+        raise ApplicationError("label_filter must be an object.", extra={"field": "label_filter"})
+    detector.params = validate_algorithm_params(
+        algorithm=detector.algorithm, params=detector.params, table=detector.dataset.kind == DatasetKind.TABLE
+    )
+    if detector.schedule_interval is not None and detector.schedule_interval.total_seconds() < 60:
+        raise ApplicationError("schedule_interval must be at least one minute.", extra={"field": "schedule_interval"})
+
+
+def _next_run(detector: Detector, now: datetime) -> datetime | None:
+    if not detector.enabled or detector.schedule_interval is None:
+        return None
+    return now
+
+
+@transaction.atomic
+def detector_create(*, dataset, name: str, user=None, **fields) -> Detector:
+    unknown = set(fields) - EDITABLE_FIELDS
+    if unknown:
+        raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}.")
+    if Detector.objects.filter(dataset=dataset, name=name).exists():
+        raise ApplicationError(f"The dataset already has a detector named {name!r}.", extra={"field": "name"})
+    detector = Detector(dataset=dataset, name=name, created_by=user, **fields)
+    _check(detector)
+    detector.next_run_at = _next_run(detector, timezone.now())
+    detector.full_clean(exclude=["params", "label_filter"])
+    detector.save()
+    cursors_start_now(detector=detector)
+    return detector
+
+
+def cursors_start_now(*, detector: Detector) -> None:
+    """A new detector watches its series from their latest point on; the past is for backfills."""
+    if detector.dataset.kind != DatasetKind.TIMESERIES:
+        return
+    series_ids = detector_series_ids(detector=detector)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {SeriesCursor._meta.db_table} (detector_id, series_id, scored_until, pending)
+            SELECT %s, id, last_ts, false FROM {Series._meta.db_table} WHERE id = ANY(%s)
+            ON CONFLICT (detector_id, series_id) DO NOTHING
+            """,
+            [detector.pk, series_ids],
+        )
+
+
+@transaction.atomic
+def detector_update(*, detector: Detector, **fields) -> Detector:
+    unknown = set(fields) - EDITABLE_FIELDS
+    if unknown:
+        raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}.")
+    schedule_changed = any(k in fields and fields[k] != getattr(detector, k) for k in ("schedule_interval", "enabled"))
+    for key, value in fields.items():
+        setattr(detector, key, value)
+    _check(detector)
+    if schedule_changed:
+        detector.next_run_at = _next_run(detector, timezone.now())
+    detector.full_clean(exclude=["params", "label_filter"])
+    detector.save()
+    return detector

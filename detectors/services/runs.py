@@ -1,0 +1,190 @@
+"""Detection runs: create, fan out per chunk of series across workers, count progress, finish.
+
+A chunk's counts are added to its run at most once (the run records which chunks are done), so a
+chunk redelivered after a worker crash changes nothing; its anomalies are unique per start anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from common.exceptions import ApplicationError
+from detectors import signals
+from detectors.models import Detector, DetectionRun, RunStatus, RunTrigger, SeriesCursor
+from detectors.selectors import detector_series_ids
+from detectors.services.scoring import chunk_score
+from ingestion.models import DatasetKind
+
+logger = logging.getLogger(__name__)
+
+CHUNK_SIZE = 50  # series per task
+MAX_ERRORS_KEPT = 20
+
+
+def run_create(
+    *, detector: Detector, trigger: str, start: datetime | None = None, end: datetime | None = None, user=None
+) -> DetectionRun:
+    if start is not None and end is not None and start >= end:
+        raise ApplicationError("The window's start must be before its end.", extra={"field": "from"})
+    if detector.dataset.kind == DatasetKind.TABLE:
+        raise ApplicationError("Table datasets are scored record by record; see the records detector.")
+    return DetectionRun.objects.create(detector=detector, trigger=trigger, window_start=start, window_end=end,
+                                       created_by=user)  # fmt: skip
+
+
+def run_plan(*, run: DetectionRun, series_ids: list[int] | None = None) -> list[list[int]]:
+    """Split the run into chunks of series and record the totals; mark it running."""
+    ids = detector_series_ids(detector=run.detector, among=series_ids)
+    chunks = [ids[i : i + CHUNK_SIZE] for i in range(0, len(ids), CHUNK_SIZE)]
+    run.series_total, run.chunks_total = len(ids), len(chunks)
+    run.status = RunStatus.RUNNING if chunks else RunStatus.SUCCEEDED
+    run.started_at = timezone.now()
+    run.finished_at = None if chunks else run.started_at
+    run.save(update_fields=["series_total", "chunks_total", "status", "started_at", "finished_at", "updated_at"])
+    return chunks
+
+
+def run_enqueue(*, run: DetectionRun, series_ids: list[int] | None = None) -> DetectionRun:
+    """Plan the run and send one task per chunk once the transaction commits."""
+    from detectors import tasks
+
+    for index, chunk in enumerate(run_plan(run=run, series_ids=series_ids)):
+        tasks.score_chunk.delay_on_commit(run.pk, index, chunk)
+    return run
+
+
+def run_execute(*, run: DetectionRun, series_ids: list[int] | None = None, progress=None) -> DetectionRun:
+    """Run every chunk in this process (CLI backfills, realtime batches); same code as the workers."""
+    for index, chunk in enumerate(run_plan(run=run, series_ids=series_ids)):
+        run_chunk(run_id=run.pk, index=index, series_ids=chunk)
+        if progress is not None:
+            progress(len(chunk))
+    run.refresh_from_db()
+    return run
+
+
+def run_chunk(*, run_id: int, index: int, series_ids: list[int]) -> None:
+    run = DetectionRun.objects.select_related("detector", "detector__dataset").get(pk=run_id)
+    if run.status not in (RunStatus.RUNNING, RunStatus.QUEUED):
+        return
+    backfill = run.trigger in (RunTrigger.BACKFILL, RunTrigger.BACKTEST)
+    outcome = chunk_score(
+        detector=run.detector, series_ids=series_ids, start=run.window_start, end=run.window_end,
+        refit=backfill, persist=run.trigger != RunTrigger.BACKTEST, run_id=run.pk,
+    )  # fmt: skip
+    done = _count_chunk(run, index, len(series_ids), outcome)
+    if outcome.anomalies_created:
+        ids = [a.pk for a in outcome.anomalies_created if a.pk]
+        transaction.on_commit(
+            lambda: signals.anomalies_created.send(sender=DetectionRun, run_id=run_id, anomaly_ids=ids)
+        )
+    if done:
+        run_finish(run_id=run_id)
+
+
+def _count_chunk(run: DetectionRun, index: int, series: int, outcome) -> bool:
+    """Add the chunk's counts once; True when it was the last chunk of the run."""
+    errors = outcome.errors[:MAX_ERRORS_KEPT]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {DetectionRun._meta.db_table}
+            SET chunks_done = chunks_done + 1, series_done = series_done + %s,
+                points_scored = points_scored + %s, anomalies_found = anomalies_found + %s,
+                done_chunks = array_append(done_chunks, %s),
+                error = CASE WHEN %s = '' THEN error ELSE left(error || %s, 10000) END, updated_at = now()
+            WHERE id = %s AND NOT (%s = ANY(done_chunks))
+            RETURNING chunks_done, chunks_total
+            """,
+            [series, outcome.points_scored, len(outcome.anomalies_created), index,
+             "\n".join(errors), "\n".join(errors) + "\n", run.pk, index],
+        )  # fmt: skip
+        row = cursor.fetchone()
+    return row is not None and row[0] >= row[1]
+
+
+def run_finish(*, run_id: int) -> None:
+    DetectionRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
+        status=RunStatus.SUCCEEDED, finished_at=timezone.now(), updated_at=timezone.now()
+    )
+
+
+def run_fail(*, run_id: int, error: str) -> None:
+    DetectionRun.objects.filter(pk=run_id).exclude(status=RunStatus.SUCCEEDED).update(
+        status=RunStatus.FAILED, error=error[:10000], finished_at=timezone.now(), updated_at=timezone.now()
+    )
+
+
+# --- schedules ---------------------------------------------------------------------------
+
+
+def detectors_dispatch_due(*, now: datetime | None = None) -> list[int]:
+    """Claim every enabled detector whose next run is due and start a scheduled run for it.
+
+    The claim is a conditional update on next_run_at, so two beat ticks never start the same run twice.
+    """
+    now = now or timezone.now()
+    started = []
+    due = Detector.objects.filter(
+        enabled=True, schedule_interval__isnull=False, next_run_at__lte=now, dataset__kind=DatasetKind.TIMESERIES
+    ).select_related("dataset")
+    for detector in due:
+        claimed = Detector.objects.filter(pk=detector.pk, next_run_at=detector.next_run_at).update(
+            next_run_at=now + detector.schedule_interval
+        )
+        if claimed:
+            with transaction.atomic():
+                run = run_create(detector=detector, trigger=RunTrigger.SCHEDULE)
+                run_enqueue(run=run)
+            started.append(run.pk)
+    return started
+
+
+# --- realtime --------------------------------------------------------------------------------
+
+
+def realtime_mark_pending(*, dataset_id: int, series_ids: list[int]) -> list[int]:
+    """Flag the touched series of each realtime detector; returns the detectors that need a task.
+
+    Several uploads in a row coalesce: a detector whose series are already pending gets no new task.
+    """
+    detectors = Detector.objects.filter(dataset_id=dataset_id, realtime=True, enabled=True)
+    to_wake = []
+    for detector in detectors:
+        matched = detector_series_ids(detector=detector, among=series_ids)
+        if not matched:
+            continue
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                INSERT INTO {SeriesCursor._meta.db_table} (detector_id, series_id, scored_until, pending)
+                SELECT %s, s, NULL, true FROM unnest(%s::bigint[]) AS s
+                ON CONFLICT (detector_id, series_id) DO UPDATE SET pending = true
+                WHERE NOT {SeriesCursor._meta.db_table}.pending
+                RETURNING series_id
+                """,
+                [detector.pk, matched],
+            )
+            if cursor.fetchall():
+                to_wake.append(detector.pk)
+    return to_wake
+
+
+def realtime_score_pending(*, detector_id: int) -> DetectionRun | None:
+    """Score what arrived for the detector's pending series since their cursors."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {SeriesCursor._meta.db_table} SET pending = false "
+            "WHERE detector_id = %s AND pending RETURNING series_id",
+            [detector_id],
+        )
+        series_ids = [row[0] for row in cursor.fetchall()]
+    if not series_ids:
+        return None
+    detector = Detector.objects.select_related("dataset").get(pk=detector_id)
+    run = run_create(detector=detector, trigger=RunTrigger.REALTIME)
+    return run_execute(run=run, series_ids=series_ids)

@@ -1,0 +1,37 @@
+"""Celery entry points: thin wrappers around detectors.services."""
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from detectors.services import runs
+
+TRANSIENT = (OperationalError, InterfaceError, ConnectionError)
+
+
+@shared_task(acks_late=True)
+def dispatch_due() -> list[int]:
+    return runs.detectors_dispatch_due()
+
+
+@shared_task(
+    bind=True, acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5,
+    soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT, time_limit=settings.CELERY_TASK_TIME_LIMIT,
+)  # fmt: skip
+def score_chunk(self, run_id: int, index: int, series_ids: list[int]) -> None:
+    try:
+        runs.run_chunk(run_id=run_id, index=index, series_ids=series_ids)
+    except SoftTimeLimitExceeded:
+        runs.run_fail(run_id=run_id, error=f"chunk {index} ran out of time")
+        raise
+
+
+@shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5)
+def score_pending(detector_id: int) -> None:
+    runs.realtime_score_pending(detector_id=detector_id)
+
+
+def wake_realtime(detector_ids: list[int]) -> None:
+    for detector_id in detector_ids:
+        score_pending.apply_async((detector_id,), countdown=settings.REALTIME_COALESCE_SECONDS)
