@@ -274,7 +274,8 @@ def points_read_around(
              WHERE series_id = s.id AND ts < coalesce(s.lo, '-infinity') ORDER BY ts DESC LIMIT %s)
             UNION ALL
             (SELECT series_id, ts, value FROM {POINT_TABLE}
-             WHERE series_id = s.id AND ts >= coalesce(s.lo, '-infinity') AND ts < coalesce(%s::timestamptz, 'infinity'))
+             WHERE series_id = s.id AND ts >= coalesce(s.lo, '-infinity')
+               AND ts < coalesce(%s::timestamptz, 'infinity'))
         ) p
         ORDER BY p.series_id, p.ts
     """

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from common.exceptions import ApplicationError
 from detectors import signals
-from detectors.models import Detector, DetectionRun, RunStatus, RunTrigger, SeriesCursor
+from detectors.models import DetectionRun, Detector, RunStatus, RunTrigger, SeriesCursor
 from detectors.selectors import detector_series_ids
 from detectors.services.scoring import chunk_score
 from ingestion.models import DatasetKind
