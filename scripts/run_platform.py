@@ -194,12 +194,36 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def prepare() -> str | None:
+    """Services, schema, static files, the admin user and the sample data. Returns a new admin password."""
+    os.environ.update(services.ensure_services(for_tests=False))
+    say("migrating the database")
+    manage("migrate", "--noinput", "-v", "0")
+    manage("collectstatic", "--noinput", "-v", "0")
+    password = ensure_admin()
+    say("loading the sample datasets")
+    manage("load_sample")
+    return password
+
+
+def serve(procs: list[Child], base_url: str, password: str | None, started: float) -> None:
+    """Start the children, wait until the site is healthy, then watch them until one stops or we are told to."""
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    for child in procs:
+        child.start()
+    say(f"started {', '.join(f'{c.name} (pid {c.process.pid})' for c in procs)}; waiting for {base_url}/health")
+    wait_healthy(base_url, procs)
+    print(summary(base_url, password, time.monotonic() - started), flush=True)
+    while True:
+        check_alive(procs)
+        time.sleep(1)
+
+
 def run() -> int:
     started = time.monotonic()
     os.chdir(ROOT)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
     port = int(os.environ.get("PORT", "8000"))
-    base_url = f"http://{HOST}:{port}"
     if not port_free(port):
         say(f"error: something already listens on {HOST}:{port}; stop it or set PORT=<another port>")
         return 1
@@ -208,24 +232,9 @@ def run() -> int:
         signal.signal(signum, _raise_interrupt)
     procs: list[Child] = []
     try:
-        os.environ.update(services.ensure_services(for_tests=False))
-        say("migrating the database")
-        manage("migrate", "--noinput", "-v", "0")
-        manage("collectstatic", "--noinput", "-v", "0")
-        password = ensure_admin()
-        say("loading the sample datasets")
-        manage("load_sample")
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        password = prepare()
         procs = children(port)
-        for child in procs:
-            child.start()
-        say(f"started {', '.join(f'{c.name} (pid {c.process.pid})' for c in procs)}; waiting for {base_url}/health")
-        wait_healthy(base_url, procs)
-        print(summary(base_url, password, time.monotonic() - started), flush=True)
-        password = None
-        while True:
-            check_alive(procs)
-            time.sleep(1)
+        serve(procs, f"http://{HOST}:{port}", password, started)
     except KeyboardInterrupt:
         say("stopping")
         return 0
@@ -236,8 +245,8 @@ def run() -> int:
         say(f"error: {' '.join(map(str, exc.cmd[1:]))} failed with code {exc.returncode}")
         return 1
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
         for child in reversed(procs):
             child.stop()
         services.stop_services()
