@@ -140,7 +140,7 @@ class GeneralizedESD(Detector):
             dev = np.where(valid, np.abs(block - mean[:, None]) / sd[:, None], -1.0)
             pick = dev.argmax(axis=1)
             r = dev[rows, pick]
-            ratios[:, j] = np.where(count > 3, r / self._lambda(count, j + 1), 0.0)
+            ratios[:, j] = np.where(count >= max(10, w // 4), r / self._lambda(count, j + 1), 0.0)
             current = (pick == w - 1) & (removed_at > steps)
             removed_at[current] = j
             valid[rows, pick] = False
@@ -195,13 +195,16 @@ class EWMAChart(_Baseline):
 @dataclass
 class CUSUMParams:
     window: int = field(default=200, metadata={"min": 5, "max": 100_000})
-    drift: float = field(default=0.5, metadata={"min": 0.0, "max": 10.0})
+    drift: float = field(default=1.0, metadata={"min": 0.0, "max": 10.0})
+    reset: float = field(default=8.0, metadata={"min": 0.1, "max": 1000.0})
 
 
 class CUSUM(_Baseline):
     """Two-sided tabular CUSUM of standardized deviations from a rolling baseline.
 
-    ``S+ = max(0, S+ + z - drift)``, ``S- = max(0, S- - z - drift)``; score ``max(S+, S-)``.
+    ``S+ = max(0, S+ + z - drift)``, ``S- = max(0, S- - z - drift)``; score ``max(S+, S-)``. A sum
+    that reaches ``reset`` (the decision interval) is restarted from 0 on the next row, as after a
+    signal, so a sustained shift does not leave the score high forever.
     """
 
     key = "cusum"
@@ -220,8 +223,11 @@ class CUSUM(_Baseline):
         hi = lo = 0.0
         out = np.zeros(len(z))
         k = self.p.drift
+        h = self.p.reset
         for i, zi in enumerate(z):
             hi = max(0.0, hi + zi - k)
             lo = max(0.0, lo - zi - k)
             out[i] = max(hi, lo)
+            if out[i] >= h:
+                hi = lo = 0.0
         return out
