@@ -7,6 +7,7 @@ from config.health import health
 api_v1 = [
     path("", include("teams.api.urls")),
     path("", include("ingestion.api.urls")),
+    path("", include("detectors.api.urls")),
 ]
 
 urlpatterns = [

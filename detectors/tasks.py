@@ -5,7 +5,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from detectors.services import runs
+from detectors.services import modelling, runs
 
 TRANSIENT = (OperationalError, InterfaceError, ConnectionError)
 
@@ -35,3 +35,10 @@ def score_pending(detector_id: int) -> None:
 def wake_realtime(detector_ids: list[int]) -> None:
     for detector_id in detector_ids:
         score_pending.apply_async((detector_id,), countdown=settings.REALTIME_COALESCE_SECONDS)
+
+
+@shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5)
+def train_detector(detector_id: int) -> int:
+    from detectors.models import Detector
+
+    return modelling.detector_train(detector=Detector.objects.get(pk=detector_id))

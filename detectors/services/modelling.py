@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pandas as pd
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -15,6 +16,8 @@ from detectors.algorithms.registry import get_algorithm
 from detectors.models import Detector, ModelReason, ModelStatus, ModelVersion
 
 CODE_VERSION = "1"
+# A series needs this many points before a model is fitted on it.
+MIN_TRAINING_POINTS = 30
 
 
 def algorithm_fit(*, detector: Detector, values, timestamps=None) -> Algorithm:
@@ -96,3 +99,28 @@ def model_is_current(*, version: ModelVersion, detector: Detector) -> bool:
 
 def _utc(us) -> datetime:
     return datetime.fromtimestamp(int(us) / 1e6, tz=UTC)
+
+
+def detector_train(*, detector: Detector, reason: str = ModelReason.MANUAL, chunk_size: int = 50) -> int:
+    """Fit a new active model for each watched series on its latest `training_points` points."""
+    from detectors.selectors import detector_series_ids
+    from ingestion.bulk import points_read_around
+    from ingestion.models import Series
+
+    trained = 0
+    series_ids = detector_series_ids(detector=detector)
+    for i in range(0, len(series_ids), chunk_size):
+        chunk = series_ids[i : i + chunk_size]
+        latest = dict(Series.objects.filter(pk__in=chunk).values_list("pk", "last_ts"))
+        starts = [None if latest.get(sid) is None else latest[sid] + timedelta(microseconds=1) for sid in chunk]
+        arrays = points_read_around(series_ids=chunk, starts=starts, history=detector.training_points).split()
+        for series_id, (ts_us, values) in arrays.items():
+            if len(ts_us) < MIN_TRAINING_POINTS:
+                continue
+            fitted = algorithm_fit(
+                detector=detector, values=values, timestamps=pd.to_datetime(ts_us, unit="us", utc=True)
+            )
+            model_version_create(detector=detector, series_id=series_id, fitted=fitted, training_ts=ts_us,
+                                 training_size=len(ts_us), reason=reason)  # fmt: skip
+            trained += 1
+    return trained

@@ -6,6 +6,7 @@ chunk redelivered after a worker crash changes nothing; its anomalies are unique
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime
 
@@ -14,7 +15,7 @@ from django.utils import timezone
 
 from common.exceptions import ApplicationError
 from detectors import signals
-from detectors.models import DetectionRun, Detector, RunStatus, RunTrigger, SeriesCursor
+from detectors.models import Anomaly, DetectionRun, Detector, ReviewStatus, RunStatus, RunTrigger, SeriesCursor
 from detectors.selectors import detector_series_ids
 from detectors.services.scoring import chunk_score
 from ingestion.models import DatasetKind
@@ -76,7 +77,8 @@ def run_chunk(*, run_id: int, index: int, series_ids: list[int]) -> None:
         detector=run.detector, series_ids=series_ids, start=run.window_start, end=run.window_end,
         refit=backfill, persist=run.trigger != RunTrigger.BACKTEST, run_id=run.pk,
     )  # fmt: skip
-    done = _count_chunk(run, index, len(series_ids), outcome)
+    found = _backtest_events(outcome) if run.trigger == RunTrigger.BACKTEST else []
+    done = _count_chunk(run, index, len(series_ids), outcome, found)
     if outcome.anomalies_created:
         ids = [a.pk for a in outcome.anomalies_created if a.pk]
         transaction.on_commit(
@@ -86,9 +88,20 @@ def run_chunk(*, run_id: int, index: int, series_ids: list[int]) -> None:
         run_finish(run_id=run_id)
 
 
-def _count_chunk(run: DetectionRun, index: int, series: int, outcome) -> bool:
+def _backtest_events(outcome) -> list[dict]:
+    """A backtest stores nothing: its events travel in the run's result instead."""
+    return [
+        {"series": s.series_id, "start_ts": e.start_ts.isoformat(), "end_ts": e.end_ts.isoformat(),
+         "peak_ts": e.peak_ts.isoformat(), "value": e.value, "expected": e.expected, "lower": e.lower,
+         "upper": e.upper, "score": e.score, "severity": e.severity}
+        for s in outcome.series for e in s.events
+    ]  # fmt: skip
+
+
+def _count_chunk(run: DetectionRun, index: int, series: int, outcome, found: list[dict]) -> bool:
     """Add the chunk's counts once; True when it was the last chunk of the run."""
     errors = outcome.errors[:MAX_ERRORS_KEPT]
+    anomalies = len(found) or len(outcome.anomalies_created)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -96,11 +109,13 @@ def _count_chunk(run: DetectionRun, index: int, series: int, outcome) -> bool:
             SET chunks_done = chunks_done + 1, series_done = series_done + %s,
                 points_scored = points_scored + %s, anomalies_found = anomalies_found + %s,
                 done_chunks = array_append(done_chunks, %s),
+                result = CASE WHEN %s::text = '[]' THEN result
+                    ELSE jsonb_set(result, '{{anomalies}}', coalesce(result->'anomalies', '[]') || %s::jsonb) END,
                 error = CASE WHEN %s = '' THEN error ELSE left(error || %s, 10000) END, updated_at = now()
             WHERE id = %s AND NOT (%s = ANY(done_chunks))
             RETURNING chunks_done, chunks_total
             """,
-            [series, outcome.points_scored, len(outcome.anomalies_created), index,
+            [series, outcome.points_scored, anomalies, index, json.dumps(found), json.dumps(found),
              "\n".join(errors), "\n".join(errors) + "\n", run.pk, index],
         )  # fmt: skip
         row = cursor.fetchone()
@@ -108,9 +123,40 @@ def _count_chunk(run: DetectionRun, index: int, series: int, outcome) -> bool:
 
 
 def run_finish(*, run_id: int) -> None:
+    run = DetectionRun.objects.get(pk=run_id)
+    if run.trigger == RunTrigger.BACKTEST:
+        run.result["metrics"] = backtest_metrics(run=run)
+        DetectionRun.objects.filter(pk=run_id).update(result=run.result)
     DetectionRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
         status=RunStatus.SUCCEEDED, finished_at=timezone.now(), updated_at=timezone.now()
     )
+
+
+def backtest_metrics(*, run: DetectionRun) -> dict:
+    """Precision, recall and F1 of a backtest's events against the reviewed anomalies in its window.
+
+    Confirmed anomalies are the positives. A backtest event counts as a hit when it overlaps one;
+    the metrics exist only when the window holds at least one confirmed anomaly.
+    """
+    reviewed = Anomaly.objects.filter(detector=run.detector, review_status=ReviewStatus.CONFIRMED)
+    if run.window_start is not None:
+        reviewed = reviewed.filter(end_ts__gte=run.window_start)
+    if run.window_end is not None:
+        reviewed = reviewed.filter(start_ts__lt=run.window_end)
+    truth = list(reviewed.values_list("series_id", "start_ts", "end_ts"))
+    if not truth:
+        return {"labels": 0}
+    found = [
+        (e["series"], datetime.fromisoformat(e["start_ts"]), datetime.fromisoformat(e["end_ts"]))
+        for e in run.result.get("anomalies", [])
+    ]
+    overlaps = lambda a, b: a[0] == b[0] and a[1] <= b[2] and b[1] <= a[2]  # noqa: E731
+    hits = sum(any(overlaps(f, t) for t in truth) for f in found)
+    caught = sum(any(overlaps(t, f) for f in found) for t in truth)
+    precision = hits / len(found) if found else 0.0
+    recall = caught / len(truth)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"labels": len(truth), "precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4)}
 
 
 def run_fail(*, run_id: int, error: str) -> None:

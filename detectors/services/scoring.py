@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from detectors.algorithms.postprocess import Event, detect
 from detectors.models import Anomaly, Detector, ModelReason, ModelVersion, SeriesCursor
 from detectors.services.modelling import (
+    MIN_TRAINING_POINTS,
     active_models,
     algorithm_fit,
     algorithm_load,
@@ -30,8 +31,6 @@ from ingestion.models import Series
 
 logger = logging.getLogger(__name__)
 
-# A series needs this many points before a model is fitted on it.
-MIN_TRAINING_POINTS = 30
 # Without enough history before the window, this share of the points read trains the model.
 TRAINING_FRACTION = 0.15
 ONE_US = timedelta(microseconds=1)

@@ -67,3 +67,16 @@ def test_it_scores_only_new_points_on_scheduled_runs(dataset):
     assert Anomaly.objects.filter(detector=detector, run_id=second.pk).exists()
     third = run_execute(run=run_create(detector=detector, trigger=RunTrigger.MANUAL))
     assert third.points_scored == 0
+
+
+def test_it_backtests_without_storing_and_scores_against_labels(dataset):
+    from detectors.models import ReviewStatus
+
+    detector = detector_create(dataset=dataset, name="d", algorithm="zscore")
+    backfill(detector)
+    Anomaly.objects.filter(detector=detector).update(review_status=ReviewStatus.CONFIRMED)
+    stored_before = Anomaly.objects.count()
+    run = run_execute(run=run_create(detector=detector, trigger=RunTrigger.BACKTEST, start=pd_ts("2024-01-02")))
+    assert Anomaly.objects.count() == stored_before
+    assert len(run.result["anomalies"]) == run.anomalies_found > 0
+    assert run.result["metrics"]["recall"] == 1.0 and run.result["metrics"]["labels"] == stored_before
