@@ -3,7 +3,8 @@
 Series mode (an ``(n, d)`` array): for each column, causal window features -- the standardized
 value, its deviation from the mean of the previous ``window`` rows, the changes over the last
 ``n_lags`` rows and the standard deviation of the last ``window`` rows -- plus time of day and day
-of week (as sine/cosine pairs) when timestamps are given.
+of week (as sine/cosine pairs) when timestamps are given and the training rows cover at least two
+days (hour) or two weeks (weekday), so that every value of the feature was seen in training.
 
 Table mode (a DataFrame): each row's own fields -- numeric columns (missing values take the
 training median) and one-hot columns for the training's most frequent categories of every other
@@ -33,7 +34,7 @@ def series_features(
     sigma: np.ndarray,
     window: int,
     n_lags: int,
-    use_time: bool,
+    time_features: tuple[str, ...],
 ) -> tuple[np.ndarray, list[str]]:
     cols: list[np.ndarray] = []
     names: list[str] = []
@@ -50,15 +51,25 @@ def series_features(
             names.append(f"change_{lag}{tag}")
         cols.append(pd.Series(z).rolling(window, min_periods=2).std().to_numpy())
         names.append(f"rolling_std{tag}")
-    if use_time and timestamps is not None:
+    if time_features and timestamps is not None:
         hours = (timestamps.hour + timestamps.minute / 60.0).to_numpy(float)
         days = timestamps.day_of_week.to_numpy(float)
         for name, values, period in (("hour", hours, 24.0), ("weekday", days, 7.0)):
+            if name not in time_features:
+                continue
             cols.append(np.sin(2 * np.pi * values / period))
             names.append(f"{name}_sin")
             cols.append(np.cos(2 * np.pi * values / period))
             names.append(f"{name}_cos")
     return np.column_stack(cols), names
+
+
+def time_features_for(timestamps: pd.DatetimeIndex | None) -> tuple[str, ...]:
+    """Which time features the training span supports: hour after 2 days, weekday after 2 weeks."""
+    if timestamps is None or len(timestamps) < 2:
+        return ()
+    span = (timestamps.max() - timestamps.min()).total_seconds() / 86400.0
+    return tuple(name for name, days in (("hour", 2.0), ("weekday", 14.0)) if span >= days)
 
 
 class TableEncoder:

@@ -24,7 +24,7 @@ import pandas as pd
 from scipy.special import logsumexp
 
 from .base import Detector, ScoreResult, as_array
-from .features import TableEncoder, robust_scaling, series_features
+from .features import TableEncoder, robust_scaling, series_features, time_features_for
 from .rolling import robust_sigma, scale_floor
 
 
@@ -61,7 +61,7 @@ class _FeatureModel(Detector):
             np.asarray(self.series_sigma_),
             self.p.window,
             self.p.n_lags,
-            self.p.use_time and self.uses_time_,
+            tuple(self.time_features_) if self.p.use_time else (),
         )
 
     def _features(self, X: Any, timestamps: pd.DatetimeIndex | None) -> tuple[np.ndarray, list[str]]:
@@ -70,7 +70,7 @@ class _FeatureModel(Detector):
         return np.clip(np.nan_to_num(Z, nan=0.0), -1e6, 1e6), names
 
     def _fit(self, X: Any, timestamps: pd.DatetimeIndex | None) -> None:
-        self.uses_time_ = timestamps is not None
+        self.time_features_ = list(time_features_for(timestamps))
         if isinstance(X, pd.DataFrame):
             self.encoder_ = TableEncoder.fit(X)
             self.series_center_, self.series_sigma_ = [], []
@@ -90,7 +90,7 @@ class _FeatureModel(Detector):
     # -- state ------------------------------------------------------------------------------------
     def _get_state(self) -> dict[str, Any]:
         return {
-            "uses_time": self.uses_time_,
+            "time_features": self.time_features_,
             "encoder": self.encoder_.state(),
             "series_center": self.series_center_,
             "series_sigma": self.series_sigma_,
@@ -100,7 +100,7 @@ class _FeatureModel(Detector):
         }
 
     def _set_state(self, state: dict[str, Any]) -> None:
-        self.uses_time_ = bool(state["uses_time"])
+        self.time_features_ = [str(v) for v in state["time_features"]]
         self.encoder_ = TableEncoder(**state["encoder"])
         self.series_center_ = [float(v) for v in state["series_center"]]
         self.series_sigma_ = [float(v) for v in state["series_sigma"]]
