@@ -7,6 +7,12 @@ from ingestion.models import IngestSource
 from ingestion.services import ingest_points
 from tests.ingestion.helpers import make_dataset
 
+SPIKES = (400, 520)
+
+
+def utc(text: str):
+    return pd.Timestamp(text, tz="UTC").to_pydatetime()
+
 
 def series_frame(*, metric="cpu", labels=None, n=600, start="2024-01-01", freq="h", spikes=(), seed=0, level=10.0):
     """A noisy daily-seasonal series with spikes of +12 sigma at the given positions."""

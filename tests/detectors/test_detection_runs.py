@@ -6,11 +6,9 @@ from detectors.models import Anomaly, ModelStatus, ModelVersion, RunStatus, RunT
 from detectors.services.configs import detector_create
 from detectors.services.runs import run_create, run_execute
 from ingestion.models import Series
-from tests.detectors.helpers import dataset_with_series, load, series_frame
+from tests.detectors.helpers import SPIKES, dataset_with_series, load, series_frame, utc
 
 pytestmark = pytest.mark.django_db
-
-SPIKES = (400, 520)
 
 
 @pytest.fixture
@@ -19,14 +17,8 @@ def dataset(team):
 
 
 def backfill(detector, start="2024-01-02"):
-    run = run_create(detector=detector, trigger=RunTrigger.BACKFILL, start=pd_ts(start))
+    run = run_create(detector=detector, trigger=RunTrigger.BACKFILL, start=utc(start))
     return run_execute(run=run)
-
-
-def pd_ts(text):
-    import pandas as pd
-
-    return pd.Timestamp(text, tz="UTC").to_pydatetime()
 
 
 def test_it_finds_the_injected_spikes_in_a_backfill(dataset):
@@ -35,7 +27,7 @@ def test_it_finds_the_injected_spikes_in_a_backfill(dataset):
     assert run.status == RunStatus.SUCCEEDED and run.series_done == 2 and run.chunks_done == 1
     cpu = Series.objects.get(dataset=dataset, metric="cpu")
     found = sorted(Anomaly.objects.filter(series=cpu).values_list("peak_ts", flat=True))
-    hours = [int((ts - pd_ts("2024-01-01")).total_seconds() // 3600) for ts in found]
+    hours = [int((ts - utc("2024-01-01")).total_seconds() // 3600) for ts in found]
     assert set(SPIKES) <= set(hours), hours
     assert run.anomalies_found == Anomaly.objects.filter(detector=detector).count()
 
@@ -76,7 +68,7 @@ def test_it_backtests_without_storing_and_scores_against_labels(dataset):
     backfill(detector)
     Anomaly.objects.filter(detector=detector).update(review_status=ReviewStatus.CONFIRMED)
     stored_before = Anomaly.objects.count()
-    run = run_execute(run=run_create(detector=detector, trigger=RunTrigger.BACKTEST, start=pd_ts("2024-01-02")))
+    run = run_execute(run=run_create(detector=detector, trigger=RunTrigger.BACKTEST, start=utc("2024-01-02")))
     assert Anomaly.objects.count() == stored_before
     assert len(run.result["anomalies"]) == run.anomalies_found > 0
     assert run.result["metrics"]["recall"] == 1.0 and run.result["metrics"]["labels"] == stored_before

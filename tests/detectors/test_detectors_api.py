@@ -3,43 +3,27 @@
 import pytest
 
 from detectors.models import Anomaly, DetectionRun, ModelStatus, ModelVersion, RunTrigger
-from detectors.services.configs import detector_create
-from detectors.services.runs import run_create, run_execute
-from tests.detectors.helpers import dataset_with_series, series_frame
-from tests.detectors.test_detection_runs import SPIKES, pd_ts
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def dataset(team):
-    return dataset_with_series(team, [series_frame(spikes=SPIKES)])
-
-
-@pytest.fixture
-def detector(dataset):
-    detector = detector_create(dataset=dataset, name="cpu watch", algorithm="zscore")
-    run_execute(run=run_create(detector=detector, trigger=RunTrigger.BACKFILL, start=pd_ts("2024-01-02")))
-    return detector
-
-
-def test_it_creates_a_detector_with_auto_by_default(owner_client, dataset):
-    response = owner_client.post("/api/v1/detectors", {"dataset": dataset.pk, "name": "all"}, format="json")
+def test_it_creates_a_detector_with_auto_by_default(owner_client, spiky_dataset):
+    response = owner_client.post("/api/v1/detectors", {"dataset": spiky_dataset.pk, "name": "all"}, format="json")
     assert response.status_code == 201, response.json()
     assert response.json()["algorithm"] == "auto"
 
 
-def test_it_names_each_bad_param(owner_client, dataset):
-    body = {"dataset": dataset.pk, "name": "x", "algorithm": "zscore", "params": {"window": -3, "bogus": 1}}
+def test_it_names_each_bad_param(owner_client, spiky_dataset):
+    body = {"dataset": spiky_dataset.pk, "name": "x", "algorithm": "zscore", "params": {"window": -3, "bogus": 1}}
     response = owner_client.post("/api/v1/detectors", body, format="json")
     assert response.status_code == 400
     assert set(response.json()["params"]) == {"window", "bogus"}
 
 
-def test_it_refuses_an_unknown_algorithm_and_a_bad_sensitivity(owner_client, dataset):
-    bad_algorithm = {"dataset": dataset.pk, "name": "x", "algorithm": "magic"}
+def test_it_refuses_an_unknown_algorithm_and_a_bad_sensitivity(owner_client, spiky_dataset):
+    bad_algorithm = {"dataset": spiky_dataset.pk, "name": "x", "algorithm": "magic"}
     assert owner_client.post("/api/v1/detectors", bad_algorithm, format="json").status_code == 400
-    bad_sensitivity = {"dataset": dataset.pk, "name": "y", "sensitivity": 2}
+    bad_sensitivity = {"dataset": spiky_dataset.pk, "name": "y", "sensitivity": 2}
     response = owner_client.post("/api/v1/detectors", bad_sensitivity, format="json")
     assert response.status_code == 400 and "sensitivity" in str(response.json())
 
