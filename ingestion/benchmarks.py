@@ -72,7 +72,7 @@ def _one_round(csv: bytes, rows: int) -> tuple[float, float, float]:
     return copy_s, platform_s, reupload_s
 
 
-def bench_ingest(*, scale: float = 1.0, repeat: int = 3, log=print) -> dict:
+def bench_ingest(*, scale: float = 1.0, repeat: int = 3, log=print, **_) -> dict:
     points = max(int(POINTS * scale), SERIES)
     csv = make_csv(series=SERIES, points=points)
     rows = points // SERIES * SERIES

@@ -34,6 +34,7 @@ POINT_ROW = np.dtype(
     [("fields", ">i2"), ("len_series", ">i4"), ("series", ">i8"), ("len_ts", ">i4"), ("ts", ">i8"),
      ("len_value", ">i4"), ("value", ">f8")]
 )  # fmt: skip
+PACKED_POINT = np.dtype([("ts", ">i8"), ("value", ">f8")])  # timestamptz_send || float8send
 NO_TS = np.iinfo(np.int64).min
 
 
@@ -264,30 +265,32 @@ def points_read_around(
 ) -> PointArrays:
     """Per series: its last `history` points before its start, then every point in [start, end).
 
-    One query for all the series, sent as binary COPY and decoded by numpy (no per-row Python).
+    One query for all the series. PostgreSQL packs each series' points into one binary string
+    (timestamptz_send || float8send, ordered by ts), which numpy reads without per-row Python.
     """
     query = f"""
-        SELECT p.series_id, p.ts, p.value
+        SELECT s.id, (
+            SELECT string_agg(timestamptz_send(p.ts) || float8send(p.value), ''::bytea ORDER BY p.ts)
+            FROM (
+                (SELECT ts, value FROM {POINT_TABLE}
+                 WHERE series_id = s.id AND ts < coalesce(s.lo, '-infinity') ORDER BY ts DESC LIMIT %s)
+                UNION ALL
+                (SELECT ts, value FROM {POINT_TABLE}
+                 WHERE series_id = s.id AND ts >= coalesce(s.lo, '-infinity')
+                   AND ts < coalesce(%s::timestamptz, 'infinity'))
+            ) p
+        )
         FROM unnest(%s::bigint[], %s::timestamptz[]) AS s(id, lo)
-        CROSS JOIN LATERAL (
-            (SELECT series_id, ts, value FROM {POINT_TABLE}
-             WHERE series_id = s.id AND ts < coalesce(s.lo, '-infinity') ORDER BY ts DESC LIMIT %s)
-            UNION ALL
-            (SELECT series_id, ts, value FROM {POINT_TABLE}
-             WHERE series_id = s.id AND ts >= coalesce(s.lo, '-infinity')
-               AND ts < coalesce(%s::timestamptz, 'infinity'))
-        ) p
-        ORDER BY p.series_id, p.ts
+        ORDER BY s.id
     """
     with connection.cursor() as cursor:
-        sql = cursor.mogrify(query, [list(series_ids), list(starts), history, end])
-        buffer = bytearray()
-        with cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)") as copy:
-            for block in copy:
-                buffer += block
-    rows = np.frombuffer(bytes(buffer[len(COPY_HEADER) : len(buffer) - len(COPY_TRAILER)]), dtype=POINT_ROW)
+        cursor.execute(query, [history, end, list(series_ids), list(starts)])
+        packed = [(series_id, np.frombuffer(blob, dtype=PACKED_POINT)) for series_id, blob in cursor.fetchall() if blob]
+    if not packed:
+        return PointArrays(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
+    rows = np.concatenate([points for _, points in packed])
     return PointArrays(
-        series_id=rows["series"].astype(np.int64),
+        series_id=np.repeat([series_id for series_id, _ in packed], [len(points) for _, points in packed]),
         ts_us=rows["ts"].astype(np.int64) + PG_EPOCH_OFFSET_US,
         value=rows["value"].astype(np.float64),
     )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -29,43 +30,46 @@ def algorithm_load(*, version: ModelVersion) -> Algorithm:
     return get_algorithm(version.algorithm).from_state(version.params, version.state)
 
 
-def model_version_create(
-    *,
-    detector: Detector,
-    series_id: int | None,
-    fitted: Algorithm,
-    training_ts: np.ndarray | None,
-    training_size: int,
-    reason: str = ModelReason.INITIAL,
-    activate: bool = True,
-) -> ModelVersion:
-    """Store a fitted model as the next version of (detector, series); activate it if asked."""
-    fields = {
-        "algorithm": detector.algorithm,
-        "params": detector.params,
-        "state": fitted.get_state(),
-        "sensitivity": detector.sensitivity,
-        "threshold": sensitivity_threshold(detector.sensitivity),
-        "training_start": _utc(training_ts[0]) if training_ts is not None and len(training_ts) else None,
-        "training_end": _utc(training_ts[-1]) if training_ts is not None and len(training_ts) else None,
-        "training_size": training_size,
-        "reason": reason,
-        "code_version": CODE_VERSION,
-    }
-    for attempt in range(3):  # two trainers of one series may pick the same number: try the next one
-        try:
-            with transaction.atomic():
-                last = ModelVersion.objects.filter(detector=detector, series_id=series_id).aggregate(n=Max("version"))
-                version = ModelVersion.objects.create(
-                    detector=detector, series_id=series_id, version=(last["n"] or 0) + 1, **fields
-                )
-                if activate:
-                    model_version_activate(version=version)
-                return version
-        except IntegrityError:
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+@dataclass
+class FittedModel:
+    """A model fitted for one series, not stored yet."""
+
+    series_id: int | None
+    fitted: Algorithm
+    training_ts: np.ndarray  # µs since the epoch
+    training_size: int
+
+
+def model_versions_store(
+    *, detector: Detector, models: list[FittedModel], reason: str = ModelReason.INITIAL
+) -> dict[int | None, ModelVersion]:
+    """Store fitted models as the next version of each (detector, series) and activate them.
+
+    One transaction and a handful of statements for any number of series; the detector row is locked
+    so that concurrent trainers never pick the same version number.
+    """
+    if not models:
+        return {}
+    series_ids = [m.series_id for m in models]
+    now = timezone.now()
+    with transaction.atomic():
+        Detector.objects.select_for_update().filter(pk=detector.pk).exists()
+        versions = ModelVersion.objects.filter(detector=detector, series_id__in=series_ids)
+        last = dict(versions.values("series_id").annotate(n=Max("version")).values_list("series_id", "n"))
+        versions.filter(status=ModelStatus.ACTIVE).update(status=ModelStatus.RETIRED, updated_at=now)
+        created = ModelVersion.objects.bulk_create([
+            ModelVersion(
+                detector=detector, series_id=m.series_id, version=(last.get(m.series_id) or 0) + 1,
+                algorithm=detector.algorithm, params=detector.params, state=m.fitted.get_state(),
+                sensitivity=detector.sensitivity, threshold=sensitivity_threshold(detector.sensitivity),
+                training_start=_utc(m.training_ts[0]) if len(m.training_ts) else None,
+                training_end=_utc(m.training_ts[-1]) if len(m.training_ts) else None,
+                training_size=m.training_size, reason=reason, code_version=CODE_VERSION,
+                status=ModelStatus.ACTIVE, activated_at=now,
+            )
+            for m in models
+        ])  # fmt: skip
+    return {version.series_id: version for version in created}
 
 
 @transaction.atomic
@@ -114,13 +118,19 @@ def detector_train(*, detector: Detector, reason: str = ModelReason.MANUAL, chun
         latest = dict(Series.objects.filter(pk__in=chunk).values_list("pk", "last_ts"))
         starts = [None if latest.get(sid) is None else latest[sid] + timedelta(microseconds=1) for sid in chunk]
         arrays = points_read_around(series_ids=chunk, starts=starts, history=detector.training_points).split()
-        for series_id, (ts_us, values) in arrays.items():
-            if len(ts_us) < MIN_TRAINING_POINTS:
-                continue
-            fitted = algorithm_fit(
-                detector=detector, values=values, timestamps=pd.to_datetime(ts_us, unit="us", utc=True)
-            )
-            model_version_create(detector=detector, series_id=series_id, fitted=fitted, training_ts=ts_us,
-                                 training_size=len(ts_us), reason=reason)  # fmt: skip
-            trained += 1
+        fitted = [
+            FittedModel(
+                series_id,
+                algorithm_fit(detector=detector, values=values, timestamps=_timestamps(ts_us)),
+                ts_us,
+                len(ts_us),
+            )  # fmt: skip
+            for series_id, (ts_us, values) in arrays.items()
+            if len(ts_us) >= MIN_TRAINING_POINTS
+        ]
+        trained += len(model_versions_store(detector=detector, models=fitted, reason=reason))
     return trained
+
+
+def _timestamps(ts_us: np.ndarray) -> pd.DatetimeIndex:
+    return pd.to_datetime(ts_us, unit="us", utc=True)

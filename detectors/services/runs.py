@@ -49,12 +49,13 @@ def run_plan(*, run: DetectionRun, series_ids: list[int] | None = None) -> list[
     return chunks
 
 
-def run_enqueue(*, run: DetectionRun, series_ids: list[int] | None = None) -> DetectionRun:
-    """Plan the run and send one task per chunk once the transaction commits."""
+def run_enqueue(*, run: DetectionRun, series_ids: list[int] | None = None, queue: str | None = None) -> DetectionRun:
+    """Plan the run and send one task per chunk once the transaction commits (to `queue` if given)."""
     from detectors import tasks
 
     for index, chunk in enumerate(run_plan(run=run, series_ids=series_ids)):
-        tasks.score_chunk.delay_on_commit(run.pk, index, chunk)
+        send = lambda args=(run.pk, index, chunk): tasks.score_chunk.apply_async(args, queue=queue)  # noqa: E731
+        transaction.on_commit(send)
     return run
 
 
@@ -72,10 +73,10 @@ def run_chunk(*, run_id: int, index: int, series_ids: list[int]) -> None:
     run = DetectionRun.objects.select_related("detector", "detector__dataset").get(pk=run_id)
     if run.status not in (RunStatus.RUNNING, RunStatus.QUEUED):
         return
-    backfill = run.trigger in (RunTrigger.BACKFILL, RunTrigger.BACKTEST)
+    window = run.trigger in (RunTrigger.BACKFILL, RunTrigger.BACKTEST)  # else: new points since the cursors
     outcome = chunk_score(
         detector=run.detector, series_ids=series_ids, start=run.window_start, end=run.window_end,
-        refit=backfill, persist=run.trigger != RunTrigger.BACKTEST, run_id=run.pk,
+        refit=window, persist=run.trigger != RunTrigger.BACKTEST, run_id=run.pk, from_cursors=not window,
     )  # fmt: skip
     found = _backtest_events(outcome) if run.trigger == RunTrigger.BACKTEST else []
     done = _count_chunk(run, index, len(series_ids), outcome, found)

@@ -17,14 +17,15 @@ import pandas as pd
 from django.db import connection, transaction
 
 from detectors.algorithms.postprocess import Event, detect
-from detectors.models import Anomaly, Detector, ModelReason, ModelVersion, SeriesCursor
+from detectors.models import Anomaly, Detector, ModelVersion, SeriesCursor
 from detectors.services.modelling import (
     MIN_TRAINING_POINTS,
+    FittedModel,
     active_models,
     algorithm_fit,
     algorithm_load,
     model_is_current,
-    model_version_create,
+    model_versions_store,
 )
 from ingestion.bulk import points_read_around
 from ingestion.models import Series
@@ -42,6 +43,7 @@ class SeriesScore:
     points_scored: int = 0
     events: list[Event] = field(default_factory=list)
     model: ModelVersion | None = None
+    new_model: FittedModel | None = None  # fitted in this chunk, stored with the others in one go
     last_ts: datetime | None = None
     error: str = ""
 
@@ -73,14 +75,17 @@ def chunk_score(
     refit: bool = False,
     persist: bool = True,
     run_id: int | None = None,
+    from_cursors: bool = False,
 ) -> ChunkScore:
-    """Score the series' points in [start, end), or after each series' cursor when start is None.
+    """Score the series' points in [start, end), or after each series' cursor (from_cursors).
+
+    A start of None without cursors means from each series' first point.
 
     refit: fit a fresh model on the history before `start` instead of the active one (backfills and
     backtests must not use a model that has seen the future). persist: store models, anomalies and
     cursors (False for backtests).
     """
-    starts = [start] * len(series_ids) if start is not None else _cursor_starts(detector, series_ids)
+    starts = _cursor_starts(detector, series_ids) if from_cursors else [start] * len(series_ids)
     models = active_models(detector=detector, series_ids=series_ids)
     arrays = points_read_around(series_ids=series_ids, starts=starts, end=end, history=detector.training_points)
     points = arrays.split()
@@ -93,21 +98,25 @@ def chunk_score(
         # for a backfill over a series that has a current model stays temporary.
         keep_new = persist and (model is None or not model_is_current(version=model, detector=detector))
         try:
-            results.append(
-                _score_series(detector, series_id, ts_us, values, score_from, model if usable else None, keep_new)
-            )
+            result = _score_series(detector, series_id, ts_us, values, score_from, model if usable else None)
         except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
             logger.warning("series scoring failed", extra={"detector": detector.pk, "series": series_id})
-            results.append(SeriesScore(series_id=series_id, error=f"{type(exc).__name__}: {exc}"))
+            result = SeriesScore(series_id=series_id, error=f"{type(exc).__name__}: {exc}")
+        if result.new_model is not None and not keep_new:
+            result.new_model = None  # a backfill's own model stays temporary
+        results.append(result)
     outcome = ChunkScore(series=results)
     if persist:
+        stored = model_versions_store(detector=detector, models=[r.new_model for r in results if r.new_model])
+        for result in results:
+            result.model = stored.get(result.series_id, result.model)
         with transaction.atomic():
             outcome.anomalies_created = _store_anomalies(detector, results, run_id)
             _advance_cursors(detector, results)
     return outcome
 
 
-def _score_series(detector, series_id, ts_us, values, score_from, model, keep_new_model) -> SeriesScore:
+def _score_series(detector, series_id, ts_us, values, score_from, model) -> SeriesScore:
     outcome = SeriesScore(series_id=series_id)
     if not len(ts_us):
         return outcome
@@ -118,11 +127,7 @@ def _score_series(detector, series_id, ts_us, values, score_from, model, keep_ne
         if train > len(ts_us):
             return outcome  # too few points to learn from yet; the cursor waits
         fitted = algorithm_fit(detector=detector, values=values[:train], timestamps=_timestamps(ts_us[:train]))
-        if keep_new_model:
-            model = model_version_create(
-                detector=detector, series_id=series_id, fitted=fitted, training_ts=ts_us[:train],
-                training_size=train, reason=ModelReason.INITIAL,
-            )  # fmt: skip
+        outcome.new_model = FittedModel(series_id, fitted, ts_us[:train], train)
         first_scored = max(first_scored, train)
     else:
         fitted = algorithm_load(version=model)

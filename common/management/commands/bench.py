@@ -11,6 +11,8 @@ from django.core.management.base import BaseCommand, CommandError
 # name -> "module:function"; each function takes the parsed options and returns (report lines, figures).
 BENCHMARKS = {
     "ingest": "ingestion.benchmarks:bench_ingest",
+    "nab": "detectors.benchmarks:bench_nab",
+    "detect": "detectors.benchmarks:bench_detect",
 }
 
 
@@ -28,13 +30,19 @@ class Command(BaseCommand):
         parser.add_argument("name", help=f"one of: {', '.join(sorted(BENCHMARKS))}")
         parser.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
         parser.add_argument("--scale", type=float, default=1.0, help="multiply the benchmark's size (e.g. 0.1)")
-        parser.add_argument("--repeat", type=int, default=3, help="rounds; figures are the median")
+        parser.add_argument("--repeat", type=int, default=3, help="rounds; figures are the median (ingest)")
+        parser.add_argument("--algorithms", help="comma-separated algorithm keys (nab: default all; detect: auto)")
+        parser.add_argument("--processes", type=int, default=2, help="worker processes (nab, detect)")
 
     def handle(self, *args, **options):
         benchmark = load_benchmark(options["name"])
         log = (lambda line: None) if options["json"] else self.stdout.write
         # Figures go to stdout; the platform's own log lines would only interleave with them.
         logging.disable(logging.INFO)
-        figures = benchmark(scale=options["scale"], repeat=options["repeat"], log=log)
+        algorithms = [key.strip() for key in (options["algorithms"] or "").split(",") if key.strip()]
+        figures = benchmark(
+            scale=options["scale"], repeat=options["repeat"], algorithms=algorithms, processes=options["processes"],
+            log=log,
+        )  # fmt: skip
         if options["json"]:
             self.stdout.write(json.dumps(figures))
