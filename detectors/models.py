@@ -33,6 +33,7 @@ class Detector(BaseModel):
     schedule_interval = models.DurationField(null=True, blank=True, help_text="Empty: runs only on demand.")
     next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
     realtime = models.BooleanField(default=False, help_text="Score newly ingested points within seconds.")
+    record_cursor = models.BigIntegerField(null=True, blank=True, editable=False, help_text="Last scored record.")
     enabled = models.BooleanField(default=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
 

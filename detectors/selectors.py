@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
 from django.db.models import QuerySet
 
 from detectors.models import Anomaly, Detector
@@ -27,3 +32,38 @@ def detectors_for_user(*, user) -> QuerySet[Detector]:
 
 def anomalies_for_user(*, user) -> QuerySet[Anomaly]:
     return Anomaly.objects.filter(detector__dataset__team__in=team_ids_for_user(user=user))
+
+
+@dataclass
+class PlotData:
+    points: list[tuple[datetime, float]]
+    markers: list[tuple[datetime, float]]
+    band: list[tuple[datetime, float, float]]
+
+
+def detector_plot_data(*, detector: Detector, series_id: int, last: int = 500) -> PlotData:
+    """The series' latest points, its stored anomalies on them, and the active model's expected band.
+
+    The band is recomputed from the active model over the same points (nothing is written).
+    """
+    from detectors.services.modelling import active_models, algorithm_load
+    from ingestion.bulk import points_read_around
+
+    latest = Series.objects.filter(pk=series_id).values_list("last_ts", flat=True).first()
+    if latest is None:
+        return PlotData([], [], [])
+    arrays = points_read_around(series_ids=[series_id], starts=[latest + timedelta(microseconds=1)], history=last)
+    ts_us, values = arrays.split().get(series_id, (np.empty(0, np.int64), np.empty(0)))
+    stamps = pd.to_datetime(ts_us, unit="us", utc=True)
+    points = list(zip(stamps.to_pydatetime(), values.tolist(), strict=True))
+    anomalies = Anomaly.objects.filter(detector=detector, series_id=series_id)
+    if len(stamps):
+        anomalies = anomalies.filter(peak_ts__gte=stamps[0].to_pydatetime())
+    markers = [(a.peak_ts, a.value) for a in anomalies if isinstance(a.value, int | float)]
+    band: list = []
+    model = active_models(detector=detector, series_ids=[series_id]).get(series_id)
+    if model is not None and len(values):
+        result = algorithm_load(version=model).score_details(values, stamps)
+        if result.lower is not None and result.upper is not None:
+            band = list(zip(stamps.to_pydatetime(), result.lower.tolist(), result.upper.tolist(), strict=True))
+    return PlotData(points, markers, band)

@@ -34,8 +34,9 @@ from .postprocess import tail_probability, z_prior
 from .rolling import fill_nan, prev_iqr_sigma, prev_median, robust_sigma, scale_floor
 from .seasonality import infer_period, phases, time_origin
 
-FEATURES = ("value", "spike", "shift", "jump", "volatility", "seasonal", "pattern")
+FEATURES = ("value", "spike", "shift", "jump", "volatility", "seasonal", "pattern", "pattern_shape", "pattern_long")
 SIGNED = ("value", "spike", "shift", "seasonal")
+SEASONAL_CYCLES = 1
 DEFAULT_FEATURES = ("value", "shift", "seasonal", "pattern")
 
 
@@ -52,6 +53,9 @@ class AutoParams:
     split_directions: bool = False
     pattern_length: int = field(default=4, metadata={"min": 2, "max": 100})
     pattern_history: int = field(default=10_000, metadata={"min": 10, "max": 100_000})
+    window_model: str | None = field(
+        default=None, metadata={"choices": ("kmeans", "gmm", "lof", "isolation_forest", "one_class_svm")}
+    )
     features: list = field(default_factory=lambda: list(DEFAULT_FEATURES))
 
 
@@ -104,6 +108,11 @@ class AutoDetector(Detector):
             period = infer_period(x0, max_period=min(len(x0) // 2, 2 * self.p.long_window))
         self.period_ = period if period >= 2 and period * 2 <= len(x0) else 0
         self.origin_, self.step_ = time_origin(timestamps)
+        self.model_ = None
+        if self.p.window_model:
+            from .registry import get_algorithm
+
+            self.model_ = get_algorithm(self.p.window_model)().fit(X, timestamps)
         self.columns_ = []
         for c in range(X.shape[1]):
             x = X[:, c]
@@ -151,13 +160,20 @@ class AutoDetector(Detector):
             "volatility": vol / vol_ref,
         }
         if self.period_:
-            m = self.period_
-            lagged = np.concatenate([np.full(m, np.nan), x[:-m]])
+            lagged = self._seasonal_naive(x)
             resid = x - lagged
             rs = np.maximum(fill_nan(prev_iqr_sigma(resid, p.long_window), col["sigma"]), floor)
             feats["seasonal"] = fill_nan(resid / rs, 0.0)
         if "pattern" in p.features:
             feats["pattern"] = pattern_novelty(x / max(col["sigma"], floor), p.pattern_length, p.pattern_history)
+        if "pattern_shape" in p.features:
+            z = x / max(col["sigma"], floor)
+            dev = z - pd.Series(z).rolling(p.pattern_length * 3, min_periods=1).mean().to_numpy()
+            feats["pattern_shape"] = pattern_novelty(dev, p.pattern_length * 3, p.pattern_history)
+        if "pattern_long" in p.features:
+            feats["pattern_long"] = pattern_novelty(
+                x / max(col["sigma"], floor), p.pattern_length * 3, p.pattern_history
+            )
         out = {}
         for name, values in feats.items():
             if self.p.split_directions and name in SIGNED:
@@ -167,13 +183,26 @@ class AutoDetector(Detector):
                 out[name] = np.abs(values)
         return out
 
+    def _seasonal_naive(self, x: np.ndarray) -> np.ndarray:
+        """Median of the same phase in the last ``seasonal_cycles`` cycles (NaN before one cycle)."""
+        m = self.period_
+        lags = [
+            np.concatenate([np.full(c * m, np.nan), x[: len(x) - c * m]])[: len(x)]
+            for c in range(1, SEASONAL_CYCLES + 1)
+        ]
+        stacked = np.vstack(lags)
+        out = np.full(len(x), np.nan)
+        seen = np.isfinite(stacked).any(axis=0)
+        with np.errstate(all="ignore"):
+            out[seen] = np.nanmedian(stacked[:, seen], axis=0)
+        return out
+
     def _expected(self, x: np.ndarray, col: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         p = self.p
         sig = np.maximum(fill_nan(prev_iqr_sigma(x, p.long_window), col["sigma"]), col["floor"])
         level = fill_nan(prev_median(x, p.short_window), col["center"])
         if col["expectation"] == "seasonal" and self.period_:
-            m = self.period_
-            lagged = np.concatenate([np.full(m, np.nan), x[:-m]])
+            lagged = self._seasonal_naive(x)
             level = np.where(np.isfinite(lagged), lagged, level)
         return level, sig
 
@@ -191,6 +220,10 @@ class AutoDetector(Detector):
                 prob = tail_probability(values, window=p.calibration_window, prior=prior)
                 neglogs.append(-np.log10(prob))
                 names.append(name if X.shape[1] == 1 else f"{name}[{c}]")
+        if self.model_ is not None:
+            prob = tail_probability(self.model_.score(X, timestamps), window=p.calibration_window)
+            neglogs.append(-np.log10(prob))
+            names.append(self.model_.key)
         contrib = np.column_stack(neglogs)
         if p.combine == "max":
             score = np.maximum(contrib.max(axis=1) - np.log10(contrib.shape[1]), 0.0)
@@ -202,10 +235,23 @@ class AutoDetector(Detector):
 
     # -- state ------------------------------------------------------------------------------------
     def _get_state(self) -> dict[str, Any]:
-        return {"period": self.period_, "origin": self.origin_, "step": self.step_, "columns": self.columns_}
+        model = None if self.model_ is None else {"params": self.model_.get_params(), "state": self.model_.get_state()}
+        return {
+            "period": self.period_,
+            "origin": self.origin_,
+            "step": self.step_,
+            "columns": self.columns_,
+            "window_model": model,
+        }
 
     def _set_state(self, state: dict[str, Any]) -> None:
         self.period_ = int(state["period"])
         self.origin_ = state["origin"]
         self.step_ = state["step"]
         self.columns_ = [dict(c) for c in state["columns"]]
+        self.model_ = None
+        if state.get("window_model"):
+            from .registry import get_algorithm
+
+            model = state["window_model"]
+            self.model_ = get_algorithm(self.p.window_model).from_state(model["params"], model["state"])

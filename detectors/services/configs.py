@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from common.exceptions import ApplicationError
@@ -12,7 +13,7 @@ from detectors.algorithms.params import ParamsError
 from detectors.algorithms.registry import algorithm_keys, get_algorithm
 from detectors.models import Detector, SeriesCursor
 from detectors.selectors import detector_series_ids
-from ingestion.models import DatasetKind, Series
+from ingestion.models import DatasetKind, Record, Series
 
 EDITABLE_FIELDS = {
     "name", "metric", "label_filter", "algorithm", "params", "sensitivity", "training_points",
@@ -82,8 +83,10 @@ def detector_create(*, dataset, name: str, user=None, **fields) -> Detector:
 
 
 def cursors_start_now(*, detector: Detector) -> None:
-    """A new detector watches its series from their latest point on; the past is for backfills."""
-    if detector.dataset.kind != DatasetKind.TIMESERIES:
+    """A new detector watches its series (or records) from the latest on; the past is for backfills."""
+    if detector.dataset.kind == DatasetKind.TABLE:
+        latest = Record.objects.filter(dataset_id=detector.dataset_id).aggregate(last=Max("pk"))["last"]
+        Detector.objects.filter(pk=detector.pk).update(record_cursor=latest or 0)
         return
     series_ids = detector_series_ids(detector=detector)
     with connection.cursor() as cursor:

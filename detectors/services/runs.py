@@ -18,6 +18,7 @@ from detectors import signals
 from detectors.models import Anomaly, DetectionRun, Detector, ReviewStatus, RunStatus, RunTrigger, SeriesCursor
 from detectors.selectors import detector_series_ids
 from detectors.services.scoring import chunk_score
+from detectors.services.tables import table_score
 from ingestion.models import DatasetKind
 
 logger = logging.getLogger(__name__)
@@ -31,16 +32,20 @@ def run_create(
 ) -> DetectionRun:
     if start is not None and end is not None and start >= end:
         raise ApplicationError("The window's start must be before its end.", extra={"field": "from"})
-    if detector.dataset.kind == DatasetKind.TABLE:
-        raise ApplicationError("Table datasets are scored record by record; see the records detector.")
     return DetectionRun.objects.create(detector=detector, trigger=trigger, window_start=start, window_end=end,
                                        created_by=user)  # fmt: skip
 
 
 def run_plan(*, run: DetectionRun, series_ids: list[int] | None = None) -> list[list[int]]:
-    """Split the run into chunks of series and record the totals; mark it running."""
-    ids = detector_series_ids(detector=run.detector, among=series_ids)
-    chunks = [ids[i : i + CHUNK_SIZE] for i in range(0, len(ids), CHUNK_SIZE)]
+    """Split the run into chunks of series and record the totals; mark it running.
+
+    A table dataset's run is one chunk without series: its records are scored together.
+    """
+    if run.detector.dataset.kind == DatasetKind.TABLE:
+        ids, chunks = [], [[]]
+    else:
+        ids = detector_series_ids(detector=run.detector, among=series_ids)
+        chunks = [ids[i : i + CHUNK_SIZE] for i in range(0, len(ids), CHUNK_SIZE)]
     run.series_total, run.chunks_total = len(ids), len(chunks)
     run.status = RunStatus.RUNNING if chunks else RunStatus.SUCCEEDED
     run.started_at = timezone.now()
@@ -74,14 +79,23 @@ def run_chunk(*, run_id: int, index: int, series_ids: list[int]) -> None:
     if run.status not in (RunStatus.RUNNING, RunStatus.QUEUED):
         return
     window = run.trigger in (RunTrigger.BACKFILL, RunTrigger.BACKTEST)  # else: new points since the cursors
-    outcome = chunk_score(
-        detector=run.detector, series_ids=series_ids, start=run.window_start, end=run.window_end,
-        refit=window, persist=run.trigger != RunTrigger.BACKTEST, run_id=run.pk, from_cursors=not window,
-    )  # fmt: skip
+    persist = run.trigger != RunTrigger.BACKTEST
+    if run.detector.dataset.kind == DatasetKind.TABLE:
+        outcome = table_score(detector=run.detector, start=run.window_start, end=run.window_end,
+                              from_cursor=not window, persist=persist, run_id=run.pk)  # fmt: skip
+    else:
+        outcome = chunk_score(
+            detector=run.detector, series_ids=series_ids, start=run.window_start, end=run.window_end,
+            refit=window, persist=persist, run_id=run.pk, from_cursors=not window,
+        )  # fmt: skip
     found = _backtest_events(outcome) if run.trigger == RunTrigger.BACKTEST else []
+    if run.trigger == RunTrigger.BACKTEST and run.detector.dataset.kind == DatasetKind.TABLE:
+        found = [{"record": a.record_id, "start_ts": a.start_ts.isoformat(), "end_ts": a.end_ts.isoformat(),
+                  "score": a.score, "severity": a.severity, "explanation": a.explanation}
+                 for a in outcome.anomalies_created]  # fmt: skip
     done = _count_chunk(run, index, len(series_ids), outcome, found)
-    if outcome.anomalies_created:
-        ids = [a.pk for a in outcome.anomalies_created if a.pk]
+    ids = [a.pk for a in outcome.anomalies_created if a.pk] if persist else []
+    if ids:
         transaction.on_commit(
             lambda: signals.anomalies_created.send(sender=DetectionRun, run_id=run_id, anomaly_ids=ids)
         )
@@ -144,11 +158,12 @@ def backtest_metrics(*, run: DetectionRun) -> dict:
         reviewed = reviewed.filter(end_ts__gte=run.window_start)
     if run.window_end is not None:
         reviewed = reviewed.filter(start_ts__lt=run.window_end)
-    truth = list(reviewed.values_list("series_id", "start_ts", "end_ts"))
+    key = "record" if run.detector.dataset.kind == DatasetKind.TABLE else "series"
+    truth = list(reviewed.values_list(f"{key}_id", "start_ts", "end_ts"))
     if not truth:
         return {"labels": 0}
     found = [
-        (e["series"], datetime.fromisoformat(e["start_ts"]), datetime.fromisoformat(e["end_ts"]))
+        (e[key], datetime.fromisoformat(e["start_ts"]), datetime.fromisoformat(e["end_ts"]))
         for e in run.result.get("anomalies", [])
     ]
     overlaps = lambda a, b: a[0] == b[0] and a[1] <= b[2] and b[1] <= a[2]  # noqa: E731

@@ -1,0 +1,115 @@
+from django.contrib import admin, messages
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+
+from detectors import tasks
+from detectors.models import Anomaly, DetectionRun, Detector, ModelStatus, ModelVersion, RunTrigger
+from detectors.selectors import detector_plot_data, detector_series_ids
+from detectors.services import configs, modelling, runs
+from ingestion.admin import LargeTableAdmin
+from ingestion.plots import line_svg
+
+PLOTTED_SERIES = 3
+
+
+@admin.register(Detector)
+class DetectorAdmin(admin.ModelAdmin):
+    list_display = ["name", "dataset", "algorithm", "sensitivity", "schedule_interval", "next_run_at", "realtime",
+                    "enabled"]  # fmt: skip
+    list_filter = ["algorithm", "enabled", "realtime", "dataset__team"]
+    list_select_related = ["dataset"]
+    search_fields = ["name", "dataset__name", "metric"]
+    readonly_fields = ["next_run_at", "plots", "created_at", "updated_at"]
+    actions = ["run_now", "train_now"]
+    fieldsets = [
+        (None, {"fields": ["dataset", "name", "enabled"]}),
+        ("What to watch", {"fields": ["metric", "label_filter"]}),
+        ("How", {"fields": ["algorithm", "params", "sensitivity", "training_points"]}),
+        ("When", {"fields": ["schedule_interval", "next_run_at", "realtime"]}),
+        ("Latest points, anomalies and expected band", {"fields": ["plots"]}),
+    ]
+
+    def save_model(self, request, obj, form, change):
+        fields = {name: form.cleaned_data[name] for name in configs.EDITABLE_FIELDS if name in form.cleaned_data}
+        if change:
+            configs.detector_update(detector=obj, **fields)
+        else:
+            name = fields.pop("name")
+            saved = configs.detector_create(dataset=form.cleaned_data["dataset"], name=name, user=request.user,
+                                            **fields)  # fmt: skip
+            obj.pk = saved.pk
+            obj._state.adding = False
+
+    @admin.display(description="Plots")
+    def plots(self, obj: Detector) -> str:
+        if obj.pk is None:
+            return "-"
+        series_ids = detector_series_ids(detector=obj)[:PLOTTED_SERIES]
+        if not series_ids:
+            return "No series match this detector yet."
+        svgs = []
+        for series_id in series_ids:
+            data = detector_plot_data(detector=obj, series_id=series_id)
+            svgs.append(line_svg(data.points, markers=data.markers, band=data.band, title=f"series {series_id}"))
+        return mark_safe("".join(svgs))  # noqa: S308  (SVG rendered by our template, text escaped there)
+
+    @admin.action(description="Run now (new points since the last run)")
+    def run_now(self, request, queryset):
+        for detector in queryset.select_related("dataset"):
+            runs.run_enqueue(run=runs.run_create(detector=detector, trigger=RunTrigger.MANUAL, user=request.user))
+        self.message_user(request, f"Queued {queryset.count()} run(s).", messages.SUCCESS)
+
+    @admin.action(description="Retrain models")
+    def train_now(self, request, queryset):
+        for detector in queryset:
+            tasks.train_detector.delay_on_commit(detector.pk)
+        self.message_user(request, f"Queued training of {queryset.count()} detector(s).", messages.SUCCESS)
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(LargeTableAdmin):
+    list_display = ["detector", "series", "version", "status", "reason", "training_size", "threshold", "created_at"]
+    list_filter = ["status", "reason", "algorithm"]
+    list_select_related = ["detector", "series"]
+    raw_id_fields = ["detector", "series"]
+    search_fields = ["detector__name"]
+    exclude = ["state"]
+    readonly_fields = [f.name for f in ModelVersion._meta.fields if f.name not in ("state", "id")]
+    actions = ["activate"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.action(description="Activate (rollback to this version)")
+    def activate(self, request, queryset):
+        for version in queryset.exclude(status=ModelStatus.ACTIVE):
+            modelling.model_version_activate(version=version)
+        self.message_user(request, "Activated; the previously active versions were retired.", messages.SUCCESS)
+
+
+@admin.register(DetectionRun)
+class DetectionRunAdmin(LargeTableAdmin):
+    list_display = ["id", "detector", "trigger", "status", "progress_percent", "points_scored", "anomalies_found",
+                    "started_at", "finished_at"]  # fmt: skip
+    list_filter = ["status", "trigger"]
+    list_select_related = ["detector"]
+    raw_id_fields = ["detector"]
+    readonly_fields = [f.name for f in DetectionRun._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.display(description="Progress")
+    def progress_percent(self, obj: DetectionRun) -> str:
+        return format_html("{}%", round(100 * obj.progress))
+
+
+@admin.register(Anomaly)
+class AnomalyAdmin(LargeTableAdmin):
+    list_display = ["peak_ts", "detector", "series", "severity", "score", "value", "expected", "review_status"]
+    list_filter = ["severity", "review_status", "detector"]
+    list_select_related = ["detector", "series"]
+    raw_id_fields = ["detector", "series", "record", "model_version", "run"]
+    date_hierarchy = None
+    readonly_fields = ["start_ts", "end_ts", "peak_ts", "value", "expected", "lower", "upper", "score", "severity",
+                       "explanation", "model_version", "run", "detector", "series", "record"]  # fmt: skip
