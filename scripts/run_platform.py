@@ -184,7 +184,7 @@ def summary(base_url: str, password: str | None, took: float) -> str:
             f"  admin          {base_url}/admin/   ({admin_note})",
             f"  API docs       {base_url}/api/docs/",
             f"  health         {base_url}/health",
-            f"  review queue   {base_url}/review/   (coming in a later version)",
+            f"  anomalies      {base_url}/admin/detectors/anomaly/",
             f"Logs: {LOG_DIR.relative_to(ROOT)}/{{web,worker,beat}}.log. Press Ctrl-C to stop.",
         ]
     )
@@ -203,6 +203,7 @@ def prepare() -> str | None:
     password = ensure_admin()
     say("loading the sample datasets")
     manage("load_sample")
+    manage("demo_detectors")
     return password
 
 
