@@ -1,14 +1,19 @@
 """``auto``: the default detector, a calibrated ensemble of robust causal features.
 
-For each series (column) it computes six deviation features at every row, each against a
-baseline of earlier rows only:
+For each series (column) it computes deviation features at every row, each against a baseline of
+earlier rows only. The default set (``features``) is the first four; the others are available:
 
-- ``value``: distance from the median of the last ``long_window`` rows (robust sigma units);
-- ``spike``: distance from the median of the last ``short_window`` rows;
+- ``value``: distance from the median of the last ``long_window`` rows (robust sigma units), i.e.
+  how unusual the level is against (nearly) all history;
 - ``shift``: mean of the last ``shift_window`` rows against the long median before them;
-- ``jump``: size of the step from the previous row against the typical step;
-- ``volatility``: standard deviation of the last ``shift_window`` rows against its typical value;
-- ``seasonal``: deviation from the same phase in earlier cycles (only when a period is found).
+- ``seasonal``: deviation from the same phase one cycle earlier (only when a period is found);
+- ``pattern``: distance from the shape of the last ``pattern_length`` values to the nearest
+  earlier, non-overlapping stretch of the series (a causal nearest-neighbour novelty);
+- ``spike``, ``jump``, ``volatility``, ``pattern_long``, ``pattern_shape``: distance from the short
+  median, size of the last step, short-window spread, and longer (optionally mean-removed)
+  patterns. On NAB these add false alarms more than detections, so they are off by default.
+- ``window_model``: optionally one machine-learning detector (e.g. ``kmeans``) on window features
+  as one more component.
 
 What it chooses from the training rows: the seasonal period (given or inferred by
 autocorrelation), whether the seasonal feature is used at all, and, by a one-step backtest on the
@@ -18,7 +23,11 @@ band. Baselines are rolling, so the model follows drift without refitting.
 Each feature is calibrated against its own history as a tail probability (see
 ``postprocess.tail_probability``) and the features are combined by the minimum probability with a
 Bonferroni correction (or by the mean, ``combine="mean"``). The score is ``-log10`` of that
-probability, so ``contributions`` per row read as "how surprising was each feature".
+probability (``score_unit = "neglog10p"``, so ``detect`` does not calibrate it again), and
+``contributions`` per row read as "how surprising was each feature".
+
+Streaming needs a long window (``context_size``: ``long_window + calibration_window`` rows and a
+few cycles): the baselines and calibrations are meant to see the series' long history.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ class STLParams:
     cycles: int = field(default=6, metadata={"min": 2, "max": 100})
     refit_every: int | None = field(default=None, metadata={"min": 1, "max": 100_000})
     level_window: int = field(default=10, metadata={"min": 1, "max": 10_000})
+    robust: bool = False
     band_z: float = field(default=3.0, metadata={"min": 0.1, "max": 100.0})
 
 
@@ -70,9 +71,10 @@ class _Forecaster(Detector):
 class STLResidual(_Forecaster):
     """Residuals of an STL decomposition refitted causally on a rolling window.
 
-    Rows are scored in blocks of ``refit_every`` rows (default: one period); each block uses an STL
-    fit on the ``cycles`` periods before it: expected = recent median of the deseasonalized series +
-    seasonal profile at the row's phase; sigma = robust sigma of that fit's residuals.
+    Rows are scored in blocks of ``refit_every`` rows (default: one period, at least 100 rows); each
+    block uses an STL fit on the ``cycles`` periods before it (``robust`` LOESS weights are optional:
+    about six times slower). Expected = recent median of the deseasonalized series + seasonal
+    profile at the row's phase; sigma = robust sigma of that fit's residuals.
     """
 
     key = "stl"
@@ -93,7 +95,7 @@ class STLResidual(_Forecaster):
         m = self.period_
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fit = STL(x, period=m, robust=True).fit()
+            fit = STL(x, period=m, robust=self.p.robust).fit()
         profile = np.zeros(m)
         seasonal = np.asarray(fit.seasonal)
         tail = slice(len(x) - m, len(x))
