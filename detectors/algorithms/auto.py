@@ -111,12 +111,12 @@ class AutoDetector(Detector):
     # -- fit --------------------------------------------------------------------------------------
     def _fit(self, X: np.ndarray, timestamps: pd.DatetimeIndex | None) -> None:
         x0 = X[:, 0]
+        self.origin_, self.step_ = time_origin(timestamps)
         if self.p.period is not None:
             period = int(self.p.period)
         else:
-            period = infer_period(x0, max_period=min(len(x0) // 2, 2 * self.p.long_window))
+            period = infer_period(x0, max_period=min(len(x0) // 2, 2 * self.p.long_window), step=self.step_)
         self.period_ = period if period >= 2 and period * 2 <= len(x0) else 0
-        self.origin_, self.step_ = time_origin(timestamps)
         self.model_ = None
         if self.p.window_model:
             from .registry import get_algorithm

@@ -40,6 +40,8 @@ P_FLOOR = 1e-12
 DEFAULT_SENSITIVITY = 0.5
 DEFAULT_CALIBRATION_WINDOW = 4000
 DEFAULT_QUIET = 100
+MIN_HISTORY = 20
+TAIL_FRACTION = 0.05  # the exponential tail takes over beyond the history's top 5 %
 SEVERITY_LEVELS = ((6.0, "critical"), (4.5, "high"), (3.0, "medium"), (0.0, "low"))  # -log10 p
 
 
@@ -58,14 +60,16 @@ PRIORS: dict[str, Callable[[float], float]] = {"z": z_prior, "neglog10p": neglog
 def tail_probability(
     scores: np.ndarray,
     window: int = DEFAULT_CALIBRATION_WINDOW,
-    min_history: int = 20,
-    tail_fraction: float = 0.05,
+    min_history: int | None = None,
+    tail_fraction: float | None = None,
     prior: Callable[[float], float] | None = None,
 ) -> np.ndarray:
     """Causal tail probability of each score against the ``window`` scores before it.
 
     With fewer than ``min_history`` earlier scores, ``p`` is the prior (1 without one).
     """
+    min_history = MIN_HISTORY if min_history is None else min_history
+    tail_fraction = TAIL_FRACTION if tail_fraction is None else tail_fraction
     scores = np.asarray(scores, dtype=float)
     out = np.ones(len(scores))
     hist: list[float] = []

@@ -41,7 +41,7 @@ class _Forecaster(Detector):
         self.sigma_ = robust_sigma(x)
         self.floor_ = scale_floor(x)
         self.origin_, self.step_ = time_origin(timestamps)
-        found = infer_period(x) if period is None else int(period)
+        found = infer_period(x, step=self.step_) if period is None else int(period)
         self.period_ = found if found >= 2 and 2 * found <= len(x) else 0
 
     def _common_state(self) -> dict[str, Any]:

@@ -17,13 +17,18 @@ def acf(x: np.ndarray, max_lag: int) -> np.ndarray:
     return corr / corr[0] if corr[0] > 0 else np.zeros(max_lag + 1)
 
 
-def infer_period(x: np.ndarray, max_period: int | None = None, min_acf: float = 0.3) -> int:
+CALENDAR_PERIODS = (3600.0, 86400.0, 7 * 86400.0)  # hour, day, week in seconds
+
+
+def infer_period(x: np.ndarray, max_period: int | None = None, min_acf: float = 0.3, step: float | None = None) -> int:
     """Seasonal period in rows (0 when none is convincing).
 
-    The series is detrended with a centred moving average of about a tenth of its length; the
-    period is the lag of the highest local maximum of the autocorrelation (lags 2..max_period,
-    default a third of the length) provided it reaches ``min_acf`` and repeats at twice the lag
-    when the data is long enough to show it.
+    The series is detrended with a centred moving average of about a tenth of its length. With the
+    sampling ``step`` (seconds) known, calendar periods (hour, day, week) of at least 4 rows that fit
+    twice in the data and are local autocorrelation peaks come first: the one with the highest
+    autocorrelation wins if it reaches ``min_acf``. Otherwise
+    the period is the lag of the highest local maximum of the autocorrelation (lags 2..max_period,
+    default a third of the length) that reaches ``min_acf``.
     """
     x = np.asarray(x, dtype=float)
     x = x[np.isfinite(x)]
@@ -36,6 +41,13 @@ def infer_period(x: np.ndarray, max_period: int | None = None, min_acf: float = 
     if trend_w <= max_period:
         x = x - trend
     r = acf(x, min(2 * max_period, n - 2))
+    if step:
+        calendar = [int(round(c / step)) for c in CALENDAR_PERIODS]
+        calendar = [m for m in calendar if 4 <= m <= max_period and r[m] >= r[m - 1] and r[m] >= r[m + 1]]
+        if calendar:
+            best_m = max(calendar, key=lambda m: r[m])
+            if r[best_m] >= min_acf:
+                return int(best_m)
     peaks = [
         lag for lag in range(2, max_period + 1) if r[lag] >= r[lag - 1] and r[lag] >= r[lag + 1] and r[lag] >= min_acf
     ]
@@ -58,7 +70,7 @@ def phases(n: int, period: int, timestamps: pd.DatetimeIndex | None, origin: flo
     if period < 1:
         return np.zeros(n, dtype=int)
     if timestamps is not None and origin is not None and step:
-        secs = timestamps.asi8 / 1e9
+        secs = timestamps.as_unit("ns").asi8 / 1e9
         return (np.round((secs - origin) / step).astype(np.int64) % period).astype(int)
     return np.arange(n) % period
 
@@ -67,6 +79,6 @@ def time_origin(timestamps: pd.DatetimeIndex | None) -> tuple[float | None, floa
     """(first timestamp, median step) in seconds, or (None, None)."""
     if timestamps is None or len(timestamps) < 2:
         return None, None
-    secs = timestamps.asi8 / 1e9
+    secs = timestamps.as_unit("ns").asi8 / 1e9
     step = float(np.median(np.diff(secs)))
     return (float(secs[0]), step) if step > 0 else (None, None)
