@@ -7,6 +7,7 @@ from detectors.models import Anomaly, DetectionRun, Detector, ModelStatus, Model
 from detectors.selectors import detector_plot_data, detector_series_ids
 from detectors.services import configs, modelling, runs
 from ingestion.admin import LargeTableAdmin
+from ingestion.models import Series
 from ingestion.plots import line_svg
 
 PLOTTED_SERIES = 3
@@ -23,10 +24,10 @@ class DetectorAdmin(admin.ModelAdmin):
     actions = ["run_now", "train_now"]
     fieldsets = [
         (None, {"fields": ["dataset", "name", "enabled"]}),
+        ("Latest points, anomalies and expected band", {"fields": ["plots"]}),
         ("What to watch", {"fields": ["metric", "label_filter"]}),
         ("How", {"fields": ["algorithm", "params", "sensitivity", "training_points"]}),
         ("When", {"fields": ["schedule_interval", "next_run_at", "realtime"]}),
-        ("Latest points, anomalies and expected band", {"fields": ["plots"]}),
     ]
 
     def save_model(self, request, obj, form, change):
@@ -50,7 +51,8 @@ class DetectorAdmin(admin.ModelAdmin):
         svgs = []
         for series_id in series_ids:
             data = detector_plot_data(detector=obj, series_id=series_id)
-            svgs.append(line_svg(data.points, markers=data.markers, band=data.band, title=f"series {series_id}"))
+            title = str(Series.objects.get(pk=series_id))
+            svgs.append(line_svg(data.points, markers=data.markers, band=data.band, title=title))
         return mark_safe("".join(svgs))  # noqa: S308  (SVG rendered by our template, text escaped there)
 
     @admin.action(description="Run now (new points since the last run)")
@@ -106,10 +108,30 @@ class DetectionRunAdmin(LargeTableAdmin):
 
 @admin.register(Anomaly)
 class AnomalyAdmin(LargeTableAdmin):
-    list_display = ["peak_ts", "detector", "series", "severity", "score", "value", "expected", "review_status"]
+    list_display = ["peak_ts", "detector", "what", "severity", "score_rounded", "value_shown", "expected_shown",
+                    "review_status"]  # fmt: skip
     list_filter = ["severity", "review_status", "detector"]
     list_select_related = ["detector", "series"]
     raw_id_fields = ["detector", "series", "record", "model_version", "run"]
     date_hierarchy = None
     readonly_fields = ["start_ts", "end_ts", "peak_ts", "value", "expected", "lower", "upper", "score", "severity",
                        "explanation", "model_version", "run", "detector", "series", "record"]  # fmt: skip
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.display(description="Series or record")
+    def what(self, obj: Anomaly) -> str:
+        return str(obj.series) if obj.series_id else f"record {obj.record_id}"
+
+    @admin.display(description="Score", ordering="score")
+    def score_rounded(self, obj: Anomaly) -> str:
+        return f"{obj.score:.3f}"
+
+    @admin.display(description="Value")
+    def value_shown(self, obj: Anomaly) -> str:
+        return f"{obj.value:.6g}" if isinstance(obj.value, int | float) else "(features)"
+
+    @admin.display(description="Expected")
+    def expected_shown(self, obj: Anomaly) -> str:
+        return "-" if obj.expected is None else f"{obj.expected:.6g}"

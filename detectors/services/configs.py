@@ -63,7 +63,7 @@ def _check(detector: Detector) -> None:
 def _next_run(detector: Detector, now: datetime) -> datetime | None:
     if not detector.enabled or detector.schedule_interval is None:
         return None
-    return now
+    return now + detector.schedule_interval
 
 
 @transaction.atomic

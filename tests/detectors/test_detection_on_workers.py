@@ -6,9 +6,10 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from detectors import tasks
-from detectors.models import Anomaly, DetectionRun, RunStatus, RunTrigger
+from detectors.models import Anomaly, DetectionRun, Detector, RunStatus, RunTrigger
 from detectors.services.configs import detector_create
 from tests.detectors.helpers import SPIKES, dataset_with_series, series_frame
 
@@ -45,10 +46,12 @@ def test_it_runs_a_backfill_queued_by_the_api(celery_worker, team, owner_client)
 def test_it_dispatches_due_detectors_on_the_beat_tick(celery_worker, team):
     dataset = dataset_with_series(team, [series_frame(n=300)])
     detector = detector_create(dataset=dataset, name="d", algorithm="zscore", schedule_interval=timedelta(minutes=5))
+    assert detector.next_run_at > timezone.now()  # the first scheduled run is one interval away
+    Detector.objects.filter(pk=detector.pk).update(next_run_at=timezone.now())  # ... which has now passed
     tasks.dispatch_due.delay()  # what beat sends every DISPATCH_TICK_SECONDS
     wait_for(lambda: finished_run(detector, RunTrigger.SCHEDULE), celery_worker, "the scheduled run")
     detector.refresh_from_db()
-    assert detector.next_run_at is not None
+    assert detector.next_run_at > timezone.now() + timedelta(minutes=4)
     tasks.dispatch_due.delay()  # not due again yet: no second run
     time.sleep(2)
     assert DetectionRun.objects.filter(detector=detector, trigger=RunTrigger.SCHEDULE).count() == 1
