@@ -21,7 +21,7 @@ class DetectorAdmin(admin.ModelAdmin):
     list_select_related = ["dataset"]
     search_fields = ["name", "dataset__name", "metric"]
     readonly_fields = ["next_run_at", "plots", "created_at", "updated_at"]
-    actions = ["run_now", "train_now"]
+    actions = ["run_now", "backtest_history", "train_now"]
     fieldsets = [
         (None, {"fields": ["dataset", "name", "enabled"]}),
         ("Latest points, anomalies and expected band", {"fields": ["plots"]}),
@@ -60,6 +60,12 @@ class DetectorAdmin(admin.ModelAdmin):
         for detector in queryset.select_related("dataset"):
             runs.run_enqueue(run=runs.run_create(detector=detector, trigger=RunTrigger.MANUAL, user=request.user))
         self.message_user(request, f"Queued {queryset.count()} run(s).", messages.SUCCESS)
+
+    @admin.action(description="Backtest the whole history (nothing stored; see the run's result)")
+    def backtest_history(self, request, queryset):
+        for detector in queryset.select_related("dataset"):
+            runs.run_enqueue(run=runs.run_create(detector=detector, trigger=RunTrigger.BACKTEST, user=request.user))
+        self.message_user(request, f"Queued {queryset.count()} backtest(s); results on the detection runs page.")
 
     @admin.action(description="Retrain models")
     def train_now(self, request, queryset):

@@ -52,3 +52,10 @@ def test_it_creates_a_detector_through_the_admin_form(admin_client, spiky_datase
     )  # fmt: skip
     assert response.status_code == 302, response.content.decode()[:2000]
     assert spiky_dataset.detectors.get(name="from admin").algorithm == "mad"
+
+
+def test_it_queues_a_backtest_from_the_admin(admin_client, detector):
+    admin_client.post("/admin/detectors/detector/", {"action": "backtest_history", "_selected_action": [detector.pk]})
+    run = DetectionRun.objects.latest("pk")
+    assert run.trigger == "backtest" and run.detector == detector
+    assert admin_client.get(f"/admin/detectors/detectionrun/{run.pk}/change/").status_code == 200
