@@ -27,9 +27,9 @@ from detectors.services.modelling import (
     model_is_current,
     model_versions_store,
 )
+from detectors.services.scoring import TRAINING_FRACTION
 from ingestion.models import Record
 
-TRAINING_FRACTION = 0.15
 MAX_EXPLAINED_FEATURES = 5
 
 
