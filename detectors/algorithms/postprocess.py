@@ -98,7 +98,7 @@ def tail_probability(
 
 
 def to_anomaly_score(p: np.ndarray) -> np.ndarray:
-    return np.clip(-np.log10(np.maximum(p, P_FLOOR)) / SCORE_DECADES, 0.0, 1.0)
+    return np.clip(-np.log10(np.maximum(p, P_FLOOR)) / SCORE_DECADES, 0.0, 1.0) + 0.0  # no -0.0
 
 
 def sensitivity_threshold(sensitivity: float) -> float:
@@ -284,7 +284,9 @@ def detect(
     """Fit ``algorithm`` on the first ``train_size`` rows, score every row causally, post-process.
 
     ``algorithm`` is a registry key (built with ``params``) or an already fitted detector (then
-    ``train_size`` is ignored). ``train_size`` defaults to 15 % of the rows (at least 1).
+    ``train_size`` is ignored). ``train_size`` defaults to 15 % of the rows (at least 1); the
+    training rows are scored too (they seed the calibration history) but raise no alarms.
+    ``values`` is a 1-D series, an ``(n, d)`` array or, for table detectors, a DataFrame.
     """
     from .registry import get_algorithm
 
