@@ -1,9 +1,10 @@
 """``ensemble``: several detectors, each calibrated, combined into one score.
 
 Each member's raw score is turned into a causal tail probability against its own history (see
-``postprocess.tail_probability``); the combined score is ``-log10`` of the smallest probability
-with a Bonferroni correction (``combine="max"``) or the mean of the members' ``-log10`` values
-(``combine="mean"``). Members are given as registry keys or ``{"key": ..., "params": {...}}``.
+``postprocess.calibrate``; members that calibrate themselves, such as ``auto``, are taken as they
+are). The combined score is ``-log10`` of the smallest probability with a Bonferroni correction
+(``combine="max"``) or the mean of the members' ``-log10`` values (``combine="mean"``). Members are
+given as registry keys or ``{"key": ..., "params": {...}}``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pandas as pd
 
 from .base import Detector, ScoreResult
 from .params import ParamsError
-from .postprocess import PRIORS, tail_probability
+from .postprocess import calibrate
 
 
 @dataclass
@@ -81,9 +82,7 @@ class Ensemble(Detector):
             result = m.score_details(X if m.tags["multivariate"] else X[:, 0], timestamps)
             if first is None and result.expected is not None:
                 first = result
-            prob = tail_probability(
-                result.score, window=self.p.calibration_window, prior=PRIORS.get(m.tags["score_unit"])
-            )
+            prob = calibrate(result.score, m.tags["score_unit"], self.p.calibration_window)
             neglogs.append(-np.log10(prob))
         contrib = np.column_stack(neglogs)
         if self.p.combine == "max":
