@@ -22,7 +22,7 @@ from .postprocess import calibrate
 
 @dataclass
 class EnsembleParams:
-    members: list = field(default_factory=lambda: ["mad", "holt_winters", "isolation_forest"])
+    members: list = field(default_factory=lambda: ["kmeans", "ewma", "holt_winters"])
     combine: str = field(default="max", metadata={"choices": ("max", "mean")})
     calibration_window: int = field(default=4000, metadata={"min": 50, "max": 100_000})
 
