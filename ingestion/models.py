@@ -143,6 +143,7 @@ class IngestBatch(BaseModel):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    labels = models.JSONField(default=dict, blank=True, help_text="Labels the upload added to every point.")
     # An upload queued for a worker waits here; cleared once processed.
     payload = models.BinaryField(null=True, blank=True, editable=False)
 

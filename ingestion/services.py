@@ -67,7 +67,7 @@ def ingest_points(
     """Load points from CSV bytes, parsed JSON, or a DataFrame (long or wide rows, see parsers)."""
     batch = ingest_batch_start(
         dataset=dataset, target="points", source=source, user=user, mode=mode,
-        content_type=content_type, filename=filename, size_bytes=size_bytes,
+        content_type=content_type, filename=filename, size_bytes=size_bytes, labels=labels or {},
     )  # fmt: skip
     return _load_points(batch, lambda: _chunks(data, content_type=content_type, labels=labels))
 
@@ -79,7 +79,7 @@ def ingest_points_csv_file(
     """Stream a CSV file in chunks (memory stays flat); `progress(bytes_read)` is called per chunk."""
     batch = ingest_batch_start(
         dataset=dataset, target="points", source=IngestSource.CLI, user=user, mode=mode,
-        content_type="text/csv", filename=filename,
+        content_type="text/csv", filename=filename, labels=labels or {},
     )  # fmt: skip
 
     def chunks() -> Iterator[Chunk]:
@@ -138,12 +138,9 @@ def ingest_enqueue(
 
     batch = ingest_batch_start(
         dataset=dataset, target=target, source=source, user=user, mode=mode, content_type=content_type,
-        filename=filename, size_bytes=len(payload),
+        filename=filename, size_bytes=len(payload), labels=labels or {}, status=IngestStatus.QUEUED,
+        payload=payload,
     )  # fmt: skip
-    batch.status = IngestStatus.QUEUED
-    batch.payload = payload
-    batch.message = json.dumps({"labels": labels}) if labels else ""
-    batch.save(update_fields=["status", "payload", "message", "updated_at"])
     tasks.ingest_batch_process.delay_on_commit(batch.pk)
     return batch
 
@@ -157,8 +154,7 @@ def ingest_batch_process(*, batch_id: int) -> IngestBatch | None:
         return None
     batch = IngestBatch.objects.select_related("dataset").get(pk=batch_id)
     payload = bytes(batch.payload or b"")
-    labels = json.loads(batch.message)["labels"] if batch.message else None
-    batch.message = ""
+    labels = batch.labels or None
     if batch.content_type in JSON_TYPES:
         try:
             payload = json.loads(payload)
@@ -218,14 +214,14 @@ def _load_points(batch: IngestBatch, chunks) -> IngestBatch:
 
 def _load_records(batch: IngestBatch, chunks) -> IngestBatch:
     errors = RowErrors(limit=settings.INGEST_MAX_REPORTED_ERRORS)
-    received = 0
+    received = accepted = 0
     parts: list[tuple[list, list, list[str]]] = []
     try:
         with transaction.atomic():
             for first_row, frame, _labels in chunks():
                 received += len(frame)
                 parts.append(_record_columns(frame, first_row=first_row, errors=errors))
-            accepted = sum(len(p[2]) for p in parts)
+                accepted += len(parts[-1][2])
             if (batch.mode == IngestMode.STRICT and errors.count) or not accepted:
                 raise _Rejected
             result = records_merge(
@@ -236,13 +232,13 @@ def _load_records(batch: IngestBatch, chunks) -> IngestBatch:
             )
     except ApplicationError as exc:
         return _finish(batch, status=IngestStatus.REJECTED, message=exc.message, received=received,
-                       rejected=received, errors=_structural_errors(exc, errors))  # fmt: skip
+                       rejected=received - accepted, errors=_structural_errors(exc, errors))  # fmt: skip
     except _Rejected:
         return _finish(batch, status=IngestStatus.REJECTED, message=_rejection_message(batch, errors, received),
-                       received=received, rejected=received, errors=errors.sorted_items())  # fmt: skip
+                       received=received, rejected=received - accepted, errors=errors.sorted_items())  # fmt: skip
     return _finish(
         batch, status=IngestStatus.PARTIAL if errors.count else IngestStatus.COMPLETED, received=received,
-        rejected=received - result.staged, errors=errors.sorted_items(), result=result,
+        rejected=received - accepted, errors=errors.sorted_items(), result=result,
     )  # fmt: skip
 
 

@@ -29,7 +29,7 @@ class IngestBatchSerializer(serializers.ModelSerializer):
         model = IngestBatch
         fields = [
             "id", "dataset", "target", "source", "mode", "status", "filename", "content_type", "size_bytes",
-            "received", "inserted", "updated", "duplicate", "rejected", "errors", "message",
+            "received", "inserted", "updated", "duplicate", "rejected", "errors", "message", "labels",
             "created_by", "created_at", "started_at", "finished_at",
         ]  # fmt: skip
         read_only_fields = fields
