@@ -18,7 +18,7 @@ from detectors import signals
 from detectors.models import Anomaly, DetectionRun, Detector, ReviewStatus, RunStatus, RunTrigger, SeriesCursor
 from detectors.selectors import detector_series_ids
 from detectors.services.scoring import chunk_score
-from detectors.services.tables import table_score
+from detectors.services.tables import TableScore, table_score
 from ingestion.models import DatasetKind
 
 logger = logging.getLogger(__name__)
@@ -89,10 +89,6 @@ def run_chunk(*, run_id: int, index: int, series_ids: list[int]) -> None:
             refit=window, persist=persist, run_id=run.pk, from_cursors=not window,
         )  # fmt: skip
     found = _backtest_events(outcome) if run.trigger == RunTrigger.BACKTEST else []
-    if run.trigger == RunTrigger.BACKTEST and run.detector.dataset.kind == DatasetKind.TABLE:
-        found = [{"record": a.record_id, "start_ts": a.start_ts.isoformat(), "end_ts": a.end_ts.isoformat(),
-                  "score": a.score, "severity": a.severity, "explanation": a.explanation}
-                 for a in outcome.anomalies_created]  # fmt: skip
     done = _count_chunk(run, index, len(series_ids), outcome, found)
     ids = [a.pk for a in outcome.anomalies_created if a.pk] if persist else []
     if ids:
@@ -105,6 +101,12 @@ def run_chunk(*, run_id: int, index: int, series_ids: list[int]) -> None:
 
 def _backtest_events(outcome) -> list[dict]:
     """A backtest stores nothing: its events travel in the run's result instead."""
+    if isinstance(outcome, TableScore):
+        return [
+            {"record": a.record_id, "start_ts": a.start_ts.isoformat(), "end_ts": a.end_ts.isoformat(),
+             "score": a.score, "severity": a.severity, "explanation": a.explanation}
+            for a in outcome.anomalies_created
+        ]  # fmt: skip
     return [
         {"series": s.series_id, "start_ts": e.start_ts.isoformat(), "end_ts": e.end_ts.isoformat(),
          "peak_ts": e.peak_ts.isoformat(), "value": e.value, "expected": e.expected, "lower": e.lower,

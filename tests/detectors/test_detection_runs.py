@@ -72,3 +72,13 @@ def test_it_backtests_without_storing_and_scores_against_labels(dataset):
     assert Anomaly.objects.count() == stored_before
     assert len(run.result["anomalies"]) == run.anomalies_found > 0
     assert run.result["metrics"]["recall"] == 1.0 and run.result["metrics"]["labels"] == stored_before
+
+
+def test_it_fails_the_run_when_a_chunk_fails_for_good(dataset):
+    from detectors import tasks
+
+    detector = detector_create(dataset=dataset, name="d", algorithm="zscore")
+    run = run_create(detector=detector, trigger=RunTrigger.MANUAL)
+    tasks.ChunkTask.on_failure(tasks.score_chunk, RuntimeError("disk full"), "task-id", (run.pk, 0, []), {}, None)
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED and "chunk 0 failed: RuntimeError: disk full" in run.error
