@@ -148,6 +148,8 @@ CELERY_BEAT_SCHEDULE = {
     # One tick claims every detector whose own next_run_at is due (schedules are data, edited at run time).
     "dispatch-due-detectors": {"task": "detectors.tasks.dispatch_due", "schedule": envint("DISPATCH_TICK_SECONDS", 30)},
 }
+# Threads numerical libraries (BLAS, OpenMP) may use inside one worker process.
+WORKER_MATH_THREADS = envint("WORKER_MATH_THREADS", 1)
 # Realtime: new points wait this long so that uploads arriving together are scored in one run.
 REALTIME_COALESCE_SECONDS = envint("REALTIME_COALESCE_SECONDS", 2)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

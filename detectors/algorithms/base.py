@@ -83,7 +83,10 @@ def as_array(value: Any, dtype: Any = float) -> np.ndarray:
 def to_timestamps(timestamps: Any, n: int) -> pd.DatetimeIndex | None:
     if timestamps is None:
         return None
-    ts = pd.DatetimeIndex(pd.to_datetime(pd.Series(np.asarray(timestamps))))
+    if isinstance(timestamps, pd.DatetimeIndex):
+        ts = timestamps  # already parsed: converting through numpy objects would cost a Python call per row
+    else:
+        ts = pd.DatetimeIndex(pd.to_datetime(pd.Series(np.asarray(timestamps))))
     if len(ts) != n:
         raise ValueError(f"got {len(ts)} timestamps for {n} rows")
     if ts.hasnans:
@@ -123,8 +126,12 @@ class Detector(ABC):
 
     @property
     def p(self) -> Any:
-        """The validated params (a ``Params`` instance)."""
-        return validate_params(self.Params, self.params)
+        """The validated params (a ``Params`` instance), validated once per params dict."""
+        cached = self.__dict__.get("_validated")
+        if cached is None or cached[0] != self.params:
+            cached = (dict(self.params), validate_params(self.Params, self.params))
+            self.__dict__["_validated"] = cached
+        return cached[1]
 
     @property
     def context_size(self) -> int:
