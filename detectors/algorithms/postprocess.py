@@ -280,12 +280,15 @@ def detect(
     params: dict[str, Any] | None = None,
     quiet: int = DEFAULT_QUIET,
     calibration_window: int = DEFAULT_CALIBRATION_WINDOW,
+    alarm_from: int = 0,
 ) -> DetectionResult:
     """Fit ``algorithm`` on the first ``train_size`` rows, score every row causally, post-process.
 
     ``algorithm`` is a registry key (built with ``params``) or an already fitted detector (then
     ``train_size`` is ignored). ``train_size`` defaults to 15 % of the rows (at least 1); the
     training rows are scored too (they seed the calibration history) but raise no alarms.
+    ``alarm_from``: rows before it are history already judged (by an earlier run); they calibrate and
+    suppress repeats but raise no alarm, so events begin at or after it.
     ``values`` is a 1-D series, an ``(n, d)`` array or, for table detectors, a DataFrame.
     """
     from .registry import get_algorithm
@@ -308,7 +311,7 @@ def detect(
     anomaly_score = np.where(fresh, calibrated, SUPPRESSED_FACTOR * calibrated)
     threshold = sensitivity_threshold(sensitivity)
     flags = fresh & (calibrated >= threshold)
-    flags[:train] = False  # rows the model was fitted on raise no alarms
+    flags[: max(train, alarm_from)] = False  # training rows and already judged history raise no alarms
     ts = None if timestamps is None else to_timestamps(timestamps, n)
     events = build_events(flags, calibrated >= threshold, calibrated, probability, result, values, ts, quiet)
     return DetectionResult(

@@ -135,8 +135,8 @@ def _score_series(detector, series_id, ts_us, values, score_from, model) -> Seri
     outcome.last_ts = _utc(ts_us[-1])
     if first_scored >= len(ts_us):
         return outcome
-    result = detect(fitted, values, _timestamps(ts_us), sensitivity=detector.sensitivity)
-    outcome.events = [event for event in result.events if event.start >= first_scored]
+    result = detect(fitted, values, _timestamps(ts_us), sensitivity=detector.sensitivity, alarm_from=first_scored)
+    outcome.events = result.events
     outcome.points_scored = len(ts_us) - first_scored
     return outcome
 

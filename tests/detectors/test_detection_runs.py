@@ -82,3 +82,15 @@ def test_it_fails_the_run_when_a_chunk_fails_for_good(dataset):
     tasks.ChunkTask.on_failure(tasks.score_chunk, RuntimeError("disk full"), "task-id", (run.pk, 0, []), {}, None)
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED and "chunk 0 failed: RuntimeError: disk full" in run.error
+
+
+def test_it_reports_a_spike_right_after_an_alarm_already_reported(team):
+    """An event that began in history (already judged) must not swallow a new spike after it."""
+    frame = series_frame(metric="a", n=2024, spikes=(2012,), seed=ord("a"))  # history alarms near row 1972
+    dataset = dataset_with_series(team, [frame.iloc[:2000]])
+    detector = detector_create(dataset=dataset, name="d", algorithm="auto")
+    load(dataset, frame.iloc[2000:].reset_index(drop=True))
+    run = run_execute(run=run_create(detector=detector, trigger=RunTrigger.MANUAL))
+    assert run.points_scored == 24
+    peaks = list(Anomaly.objects.filter(detector=detector).values_list("peak_ts", flat=True))
+    assert frame["ts"][2012].to_pydatetime() in peaks
