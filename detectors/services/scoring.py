@@ -58,10 +58,6 @@ class ChunkScore:
         return sum(s.points_scored for s in self.series)
 
     @property
-    def events(self) -> int:
-        return sum(len(s.events) for s in self.series)
-
-    @property
     def errors(self) -> list[str]:
         return [f"series {s.series_id}: {s.error}" for s in self.series if s.error]
 

@@ -38,7 +38,6 @@ class TableScore:
     points_scored: int = 0
     anomalies_created: list[Anomaly] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    series: list = field(default_factory=list)  # a chunk-shaped outcome: no series here
 
 
 def _records(detector: Detector):
