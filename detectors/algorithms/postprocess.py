@@ -123,24 +123,6 @@ def suppress(score: np.ndarray, quiet: int = DEFAULT_QUIET, margin: float | None
     return score > windows.max(axis=1) + margin
 
 
-def hold_alarms(score: np.ndarray, threshold: float, quiet: int = DEFAULT_QUIET) -> np.ndarray:
-    """Mask of rows that may raise an alarm: after an alarm (score >= threshold), nothing new until
-    the score has stayed below the threshold for ``quiet`` consecutive rows."""
-    armed = True
-    calm = 0
-    out = np.zeros(len(score), dtype=bool)
-    for i, s in enumerate(np.asarray(score, dtype=float).tolist()):
-        if armed:
-            out[i] = True
-            if s >= threshold:
-                armed, calm = False, 0
-        else:
-            calm = calm + 1 if s < threshold else 0
-            if calm >= quiet:
-                armed = True
-    return out
-
-
 def severity_of(p: float) -> str:
     level = -math.log10(max(p, P_FLOOR))
     return next(name for bound, name in SEVERITY_LEVELS if level >= bound)
