@@ -70,7 +70,7 @@ class DetectorAdmin(admin.ModelAdmin):
     @admin.action(description="Retrain models")
     def train_now(self, request, queryset):
         for detector in queryset:
-            tasks.train_detector.delay_on_commit(detector.pk)
+            tasks.request_training(detector.pk)
         self.message_user(request, f"Queued training of {queryset.count()} detector(s).", messages.SUCCESS)
 
 

@@ -1,12 +1,14 @@
 """Celery entry points: thin wrappers around detectors.services."""
 
 import ctypes
+from datetime import datetime
 
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_init
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
+from django.utils import timezone
 
 from detectors.services import modelling, runs
 
@@ -77,7 +79,13 @@ def wake_realtime(detector_ids: list[int]) -> None:
 
 
 @shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5)
-def train_detector(detector_id: int) -> int:
+def train_detector(detector_id: int, requested_at: str) -> int:
     from detectors.models import Detector
 
-    return modelling.detector_train(detector=Detector.objects.get(pk=detector_id))
+    detector = Detector.objects.get(pk=detector_id)
+    return modelling.detector_train(detector=detector, requested_at=datetime.fromisoformat(requested_at))
+
+
+def request_training(detector_id: int) -> None:
+    """Queue a retraining; the request time makes a redelivered task train nothing twice."""
+    train_detector.delay_on_commit(detector_id, timezone.now().isoformat())

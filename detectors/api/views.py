@@ -64,7 +64,7 @@ class DetectorViewSet(TeamScopedMixin, viewsets.ModelViewSet):
     def train(self, request, pk=None):
         """Fit a new model for every watched series on its latest points (in a worker)."""
         detector = self.get_object()
-        tasks.train_detector.delay_on_commit(detector.pk)
+        tasks.request_training(detector.pk)
         return Response({"detail": "Training queued.", "detector": detector.pk}, status=status.HTTP_202_ACCEPTED)
 
 

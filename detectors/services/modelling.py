@@ -105,14 +105,25 @@ def _utc(us) -> datetime:
     return datetime.fromtimestamp(int(us) / 1e6, tz=UTC)
 
 
-def detector_train(*, detector: Detector, reason: str = ModelReason.MANUAL, chunk_size: int = 50) -> int:
-    """Fit a new active model for each watched series on its latest `training_points` points."""
+def detector_train(
+    *, detector: Detector, reason: str = ModelReason.MANUAL, requested_at: datetime | None = None, chunk_size: int = 50
+) -> int:
+    """Fit a new active model for each watched series on its latest `training_points` points.
+
+    Series whose active model is newer than `requested_at` are skipped, so a training request that
+    runs twice (a redelivered task) trains each series once.
+    """
     from detectors.selectors import detector_series_ids
     from ingestion.bulk import points_read_around
     from ingestion.models import Series
 
     trained = 0
     series_ids = detector_series_ids(detector=detector)
+    if requested_at is not None:
+        done = ModelVersion.objects.filter(
+            detector=detector, status=ModelStatus.ACTIVE, activated_at__gte=requested_at
+        ).values_list("series_id", flat=True)
+        series_ids = sorted(set(series_ids) - set(done))
     for i in range(0, len(series_ids), chunk_size):
         chunk = series_ids[i : i + chunk_size]
         latest = dict(Series.objects.filter(pk__in=chunk).values_list("pk", "last_ts"))

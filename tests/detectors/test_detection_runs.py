@@ -94,3 +94,15 @@ def test_it_reports_a_spike_right_after_an_alarm_already_reported(team):
     assert run.points_scored == 24
     peaks = list(Anomaly.objects.filter(detector=detector).values_list("peak_ts", flat=True))
     assert frame["ts"][2012].to_pydatetime() in peaks
+
+
+def test_it_trains_each_series_once_per_request(dataset):
+    from django.utils import timezone
+
+    from detectors.services.modelling import detector_train
+
+    detector = detector_create(dataset=dataset, name="d", algorithm="zscore")
+    requested = timezone.now()
+    assert detector_train(detector=detector, requested_at=requested) == 2
+    assert detector_train(detector=detector, requested_at=requested) == 0  # the same request, redelivered
+    assert detector_train(detector=detector, requested_at=timezone.now()) == 2  # a new request
