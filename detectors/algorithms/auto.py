@@ -13,7 +13,7 @@ earlier rows only. The default set (``features``) is the first four; the others 
   median, size of the last step, short-window spread, and longer (optionally mean-removed)
   patterns. On NAB these add false alarms more than detections, so they are off by default.
 - ``window_model``: optionally one machine-learning detector (e.g. ``kmeans``) on window features
-  as one more component.
+  as one more component; with several columns it defaults to ``gmm``, which sees the columns jointly.
 
 What it chooses from the training rows: the seasonal period (given or inferred by
 autocorrelation), whether the seasonal feature is used at all, and, by a one-step backtest on the
@@ -47,6 +47,7 @@ FEATURES = ("value", "spike", "shift", "jump", "volatility", "seasonal", "patter
 SIGNED = ("value", "spike", "shift", "seasonal")
 SEASONAL_CYCLES = 1
 DEFAULT_FEATURES = ("value", "shift", "seasonal", "pattern")
+MULTIVARIATE_WINDOW_MODEL = "gmm"
 
 
 @dataclass
@@ -118,10 +119,13 @@ class AutoDetector(Detector):
             period = infer_period(x0, max_period=min(len(x0) // 2, 2 * self.p.long_window), step=self.step_)
         self.period_ = period if period >= 2 and period * 2 <= len(x0) else 0
         self.model_ = None
-        if self.p.window_model:
+        # Several columns together: a Gaussian mixture over the rows' joint window features also sees a
+        # broken relation between columns, which per-column features cannot.
+        window_model = self.p.window_model or (MULTIVARIATE_WINDOW_MODEL if X.shape[1] > 1 else None)
+        if window_model:
             from .registry import get_algorithm
 
-            self.model_ = get_algorithm(self.p.window_model)().fit(X, timestamps)
+            self.model_ = get_algorithm(window_model)().fit(X, timestamps)
         self.columns_ = []
         for c in range(X.shape[1]):
             x = X[:, c]
@@ -244,7 +248,9 @@ class AutoDetector(Detector):
 
     # -- state ------------------------------------------------------------------------------------
     def _get_state(self) -> dict[str, Any]:
-        model = None if self.model_ is None else {"params": self.model_.get_params(), "state": self.model_.get_state()}
+        model = None
+        if self.model_ is not None:
+            model = {"key": self.model_.key, "params": self.model_.get_params(), "state": self.model_.get_state()}
         return {
             "period": self.period_,
             "origin": self.origin_,
@@ -263,4 +269,5 @@ class AutoDetector(Detector):
             from .registry import get_algorithm
 
             model = state["window_model"]
-            self.model_ = get_algorithm(self.p.window_model).from_state(model["params"], model["state"])
+            key = model.get("key") or self.p.window_model
+            self.model_ = get_algorithm(key).from_state(model["params"], model["state"])

@@ -88,3 +88,17 @@ def test_score_csv_explains_bad_input(tmp_path):
     write_csv(tmp_path / "two.csv", columns=2)
     with pytest.raises(CommandError, match="one column"):
         call_command("score_csv", str(tmp_path / "two.csv"), "--out", str(tmp_path / "o.csv"), "--algorithm", "cusum")
+
+
+def test_score_csv_auto_sees_a_broken_relation_between_columns(tmp_path):
+    """Each column alone looks normal at row 1500; only their relation breaks there."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 1, 2000)
+    b = 2 * a + rng.normal(0, 0.1, 2000)
+    b[1500] += 3
+    stamps = pd.date_range("2024-01-01", periods=2000, freq="5min", tz="UTC")
+    pd.DataFrame({"timestamp": stamps, "a": a, "b": b}).to_csv(tmp_path / "in.csv", index=False)
+    call_command("score_csv", str(tmp_path / "in.csv"), "--out", str(tmp_path / "out.csv"), "--train-rows", "1000")
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert out["anomaly_score"].idxmax() == 1500 and out.loc[1500, "anomaly"] == 1
+    assert out["anomaly"].sum() <= 3
