@@ -36,6 +36,10 @@ POINT_ROW = np.dtype(
 )  # fmt: skip
 PACKED_POINT = np.dtype([("ts", ">i8"), ("value", ">f8")])  # timestamptz_send || float8send
 NO_TS = np.iinfo(np.int64).min
+# Re-sent points are checked by reading the stored points of their spans, unless those hold more than
+# this many times the points sent (plus the slack): then INSERT ... ON CONFLICT probes them one by one.
+SPAN_READ_FACTOR = 4
+SPAN_READ_SLACK = 10_000
 
 
 @dataclass
@@ -93,11 +97,12 @@ class PointLoader:
         ids, ts_us, values = ids[order], columns.ts_us[order], columns.value[order]
         unique = _unique_keys(ids, ts_us, keep_last=self.keep_last)
         ids, ts_us, values = ids[unique], ts_us[unique], values[unique]
-        fresh = ts_us > self._locked_last_ts(ids)
+        stats = self._lock_series(ids)
+        fresh = ts_us > stats["last"][np.searchsorted(stats["id"], ids)]
         if fresh.any():
             self._append(ids[fresh], ts_us[fresh], values[fresh])
         if not fresh.all():
-            self._merge(ids[~fresh], ts_us[~fresh], values[~fresh])
+            self._merge(ids[~fresh], ts_us[~fresh], values[~fresh], stats)
 
     def _series_ids(self, keys: list[SeriesKey]) -> np.ndarray:
         """Id of each (metric, labels) key, created if new; resolved once per loader."""
@@ -106,18 +111,18 @@ class PointLoader:
             self.series_ids.update(series_get_or_create_many(dataset=self.dataset, keys=missing))
         return np.array([self.series_ids[key] for key in keys], dtype=np.int64)
 
-    def _locked_last_ts(self, ids: np.ndarray) -> np.ndarray:
-        """Each point's series' last ts (µs), after locking the series rows for this transaction."""
+    def _lock_series(self, ids: np.ndarray) -> np.ndarray:
+        """Lock the points' series rows for this transaction; their (id, count, first, last) in µs."""
         series = np.unique(ids)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT id, (extract(epoch FROM last_ts) * 1000000)::bigint FROM {SERIES_TABLE} "
+                f"SELECT id, point_count, (extract(epoch FROM first_ts) * 1000000)::bigint, "
+                f"(extract(epoch FROM last_ts) * 1000000)::bigint FROM {SERIES_TABLE} "
                 "WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
                 [series.tolist()],
             )
-            last = dict(cursor.fetchall())
-        last_us = np.array([NO_TS if last.get(s) is None else last[s] for s in series.tolist()], dtype=np.int64)
-        return last_us[np.searchsorted(series, ids)]
+            rows = [(i, n, NO_TS if lo is None else lo, NO_TS if hi is None else hi) for i, n, lo, hi in cursor]
+        return np.array(rows, dtype=[("id", np.int64), ("count", np.int64), ("first", np.int64), ("last", np.int64)])
 
     def _append(self, ids: np.ndarray, ts_us: np.ndarray, values: np.ndarray) -> None:
         """Points newer than their series' last ts: straight into the table, counters moved in bulk."""
@@ -129,8 +134,9 @@ class PointLoader:
             cursor.execute(
                 f"""
                 UPDATE {SERIES_TABLE} s SET point_count = s.point_count + u.n,
-                    first_ts = LEAST(s.first_ts, to_timestamp(u.lo / 1e6)),
-                    last_ts = GREATEST(s.last_ts, to_timestamp(u.hi / 1e6)), updated_at = now()
+                    first_ts = LEAST(s.first_ts, timestamptz 'epoch' + u.lo * interval '1 microsecond'),
+                    last_ts = GREATEST(s.last_ts, timestamptz 'epoch' + u.hi * interval '1 microsecond'),
+                    updated_at = now()
                 FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[]) AS u(id, n, lo, hi)
                 WHERE s.id = u.id
                 """,
@@ -140,8 +146,35 @@ class PointLoader:
         for series_id, lo, hi in zip(series.tolist(), first_us.tolist(), last_us.tolist(), strict=True):
             self.result.touch(series_id, _utc(lo), _utc(hi))
 
-    def _merge(self, ids: np.ndarray, ts_us: np.ndarray, values: np.ndarray) -> None:
-        """Points at or before their series' last ts: staged, then merged by the duplicate policy."""
+    def _merge(self, ids: np.ndarray, ts_us: np.ndarray, values: np.ndarray, stats: np.ndarray) -> None:
+        """Points at or before their series' last ts.
+
+        The stored points over the same spans are read in one query and compared in numpy: new points
+        are appended with COPY, changed ones (overwrite policy) updated from a staging table, the rest
+        are duplicates. When the spans hold far more points than the upload, staging and one
+        INSERT ... ON CONFLICT is cheaper than reading them.
+        """
+        series, start, counts = np.unique(ids, return_index=True, return_counts=True)
+        lo, hi = ts_us[start], ts_us[start + counts - 1]
+        if _points_in_spans(stats, series, lo, hi) > SPAN_READ_FACTOR * len(ids) + SPAN_READ_SLACK:
+            return self._merge_on_conflict(ids, ts_us, values)
+        stored = points_read_spans(series_ids=series, lo_us=lo, hi_us=hi)
+        exists = np.zeros(len(ids), dtype=bool)
+        changed = np.zeros(len(ids), dtype=bool)
+        for series_id, first, count in zip(series.tolist(), start.tolist(), counts.tolist(), strict=True):
+            old_ts, old_values = stored.get(series_id, (np.empty(0, np.int64), np.empty(0)))
+            part = slice(first, first + count)
+            pos = np.minimum(np.searchsorted(old_ts, ts_us[part]), max(len(old_ts) - 1, 0))
+            hit = (old_ts[pos] == ts_us[part]) if len(old_ts) else np.zeros(count, dtype=bool)
+            exists[part] = hit
+            if self.keep_last and len(old_ts):
+                changed[part] = hit & (old_values[pos] != values[part])
+        if (~exists).any():
+            self._append(ids[~exists], ts_us[~exists], values[~exists])
+        if changed.any():
+            self._update(ids[changed], ts_us[changed], values[changed])
+
+    def _staged(self, ids: np.ndarray, ts_us: np.ndarray, values: np.ndarray) -> None:
         with connection.cursor() as cursor:
             if not self._staging_ready:
                 cursor.execute(
@@ -150,12 +183,37 @@ class PointLoader:
                 )
                 self._staging_ready = True
             cursor.execute(f"TRUNCATE {STAGE_TABLE}")
-            _copy_points(STAGE_TABLE, ids, ts_us, values)
+        _copy_points(STAGE_TABLE, ids, ts_us, values)
+
+    def _update(self, ids: np.ndarray, ts_us: np.ndarray, values: np.ndarray) -> None:
+        """New values for stored points (overwrite policy), in one UPDATE from the staging table."""
+        self._staged(ids, ts_us, values)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {POINT_TABLE} p SET value = s.value FROM {STAGE_TABLE} s "
+                "WHERE p.series_id = s.series_id AND p.ts = s.ts"
+            )
+            self.result.updated += cursor.rowcount
+        series, first, counts = np.unique(ids, return_index=True, return_counts=True)
+        for series_id, a, n in zip(series.tolist(), first.tolist(), counts.tolist(), strict=True):
+            self.result.touch(series_id, _utc(ts_us[a]), _utc(ts_us[a + n - 1]))
+
+    def _merge_on_conflict(self, ids: np.ndarray, ts_us: np.ndarray, values: np.ndarray) -> None:
+        """Staged, then merged by the duplicate policy in one INSERT ... ON CONFLICT."""
+        self._staged(ids, ts_us, values)
+        with connection.cursor() as cursor:
             cursor.execute(_MERGE_OVERWRITE if self.keep_last else _MERGE_KEEP_FIRST)
             for series_id, inserted, updated, first_ts, last_ts in cursor.fetchall():
                 self.result.inserted += inserted
                 self.result.updated += updated
                 self.result.touch(series_id, first_ts, last_ts)
+
+
+def _points_in_spans(stats: np.ndarray, series: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
+    """Estimated stored points in each series' [lo, hi], assuming its points spread evenly."""
+    row = stats[np.searchsorted(stats["id"], series)]
+    span = np.maximum(row["last"] - row["first"], 1).astype(float)
+    return float(np.sum(row["count"] * np.minimum((hi - lo) / span, 1.0) + 1))
 
 
 def _unique_keys(ids: np.ndarray, ts_us: np.ndarray, *, keep_last: bool) -> np.ndarray:
@@ -294,6 +352,29 @@ def points_read_around(
         ts_us=rows["ts"].astype(np.int64) + PG_EPOCH_OFFSET_US,
         value=rows["value"].astype(np.float64),
     )
+
+
+def points_read_spans(
+    *, series_ids: np.ndarray, lo_us: np.ndarray, hi_us: np.ndarray
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """{series id: (ts µs, values)} of the stored points in each series' [lo, hi], in one query."""
+    query = f"""
+        SELECT s.id, (
+            SELECT string_agg(timestamptz_send(p.ts) || float8send(p.value), ''::bytea ORDER BY p.ts)
+            FROM {POINT_TABLE} p
+            WHERE p.series_id = s.id
+              AND p.ts BETWEEN timestamptz 'epoch' + s.lo * interval '1 microsecond'
+                           AND timestamptz 'epoch' + s.hi * interval '1 microsecond'
+        )
+        FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS s(id, lo, hi)
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(query, [series_ids.tolist(), lo_us.tolist(), hi_us.tolist()])
+        packed = {series_id: np.frombuffer(blob, dtype=PACKED_POINT) for series_id, blob in cursor if blob}
+    return {
+        series_id: (rows["ts"].astype(np.int64) + PG_EPOCH_OFFSET_US, rows["value"].astype(np.float64))
+        for series_id, rows in packed.items()
+    }
 
 
 # --- records ------------------------------------------------------------------------

@@ -240,3 +240,36 @@ def test_it_announces_new_points_after_commit(owner_client, dataset, django_capt
     assert len(received) == 1
     ((series_id, (first, last)),) = received[0]["series_ranges"].items()
     assert (first.day, last.day) == (1, 3)
+
+
+def test_it_recognises_resent_microsecond_timestamps(owner_client, dataset):
+    text = "metric,ts,value\nm,2024-01-01T00:00:00.123457Z,1\nm,2024-01-01T00:00:00.999999Z,2\n"
+    post_csv(owner_client, dataset, text)
+    again = post_csv(owner_client, dataset, text).json()
+    assert (again["status"], again["inserted"], again["duplicate"]) == ("completed", 0, 2)
+
+
+def test_it_fills_a_gap_in_history_and_overwrites_changed_values(owner_client, team):
+    dataset = make_dataset(team, policy=DuplicatePolicy.OVERWRITE)
+    post_csv(owner_client, dataset, "metric,ts,value\nm,2024-01-01,1\nm,2024-01-03,3\nm,2024-01-05,5\n")
+    body = post_csv(owner_client, dataset, "metric,ts,value\nm,2024-01-02,2\nm,2024-01-03,30\nm,2024-01-05,5\n").json()
+    assert (body["inserted"], body["updated"], body["duplicate"]) == (1, 1, 1)
+    assert sorted(stored(dataset).values()) == [1.0, 2.0, 5.0, 30.0]
+    series = Series.objects.get(dataset=dataset)
+    assert (series.point_count, series.first_ts.day, series.last_ts.day) == (4, 1, 5)
+
+
+@pytest.mark.parametrize("policy", [DuplicatePolicy.KEEP_FIRST, DuplicatePolicy.OVERWRITE])
+def test_it_checks_a_few_old_points_against_a_long_history(owner_client, team, policy):
+    """Four points re-sent across 20,000 stored ones: probed one by one instead of reading the span."""
+    dataset = make_dataset(team, policy=policy)
+    rows = "".join(f"m,{1704067200 + 60 * i},{i}\n" for i in range(20_000))
+    post_csv(owner_client, dataset, "metric,ts,value\n" + rows)
+    resent = (
+        f"metric,ts,value\nm,{1704067200},0\nm,{1704067200 + 60 * 10_000},-1\nm,{1704067200 + 30},7\n"
+        f"m,{1704067200 + 60 * 19_999},19999\n"
+    )
+    body = post_csv(owner_client, dataset, resent).json()
+    updated = 1 if policy == DuplicatePolicy.OVERWRITE else 0
+    assert (body["inserted"], body["updated"], body["duplicate"]) == (1, updated, 3 - updated)
+    assert Series.objects.get(dataset=dataset).point_count == 20_001
