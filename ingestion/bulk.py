@@ -4,8 +4,10 @@ Per chunk: resolve the series (creating new ones) and lock them, sort the points
 repeats within the upload (vectorised), then split them by the series' last timestamp:
 - points after it cannot exist yet (every writer holds the series lock), so they go straight into
   the points table with binary COPY, the fastest path PostgreSQL has;
-- the rest are copied to a staging table and merged with one INSERT ... ON CONFLICT, which applies
-  the dataset's duplicate policy.
+- the rest are compared with the stored points of their span, read in one query and matched in
+  numpy: new ones are appended with COPY, changed ones (overwrite policy) updated in one statement.
+  When the span holds far more points than were sent, they are staged and merged with one
+  INSERT ... ON CONFLICT instead, which applies the dataset's duplicate policy.
 Series counters (points, first and last ts) move in the same transaction, so summaries never count.
 A strict upload that fails is rolled back by the caller and leaves no trace but its batch.
 """
