@@ -106,3 +106,17 @@ def test_it_trains_each_series_once_per_request(dataset):
     assert detector_train(detector=detector, requested_at=requested) == 2
     assert detector_train(detector=detector, requested_at=requested) == 0  # the same request, redelivered
     assert detector_train(detector=detector, requested_at=timezone.now()) == 2  # a new request
+
+
+def test_it_coalesces_realtime_work_per_series(dataset):
+    from detectors.services.runs import realtime_mark_pending, realtime_score_pending
+
+    detector = detector_create(dataset=dataset, name="live", algorithm="zscore", realtime=True)
+    series_ids = list(Series.objects.filter(dataset=dataset).values_list("pk", flat=True))
+    assert realtime_mark_pending(dataset_id=dataset.pk, series_ids=series_ids) == [detector.pk]
+    assert realtime_mark_pending(dataset_id=dataset.pk, series_ids=series_ids) == []  # already queued
+    load(dataset, series_frame(start="2024-01-26", n=10, seed=3))
+    run = realtime_score_pending(detector_id=detector.pk)
+    assert run.trigger == RunTrigger.REALTIME and run.series_done == 2 and run.points_scored == 10
+    assert realtime_score_pending(detector_id=detector.pk) is None  # nothing pending any more
+    assert realtime_mark_pending(dataset_id=dataset.pk, series_ids=series_ids) == [detector.pk]
