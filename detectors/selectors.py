@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
-import pandas as pd
 from django.db.models import QuerySet
 
 from detectors.models import Anomaly, Detector
@@ -47,14 +46,14 @@ def detector_plot_data(*, detector: Detector, series_id: int, last: int = 500) -
     The band is recomputed from the active model over the same points (nothing is written).
     """
     from detectors.services.modelling import active_models, algorithm_load
-    from ingestion.bulk import points_read_around
+    from ingestion.bulk import points_read_around, timestamps_from_us
 
     latest = Series.objects.filter(pk=series_id).values_list("last_ts", flat=True).first()
     if latest is None:
         return PlotData([], [], [])
     arrays = points_read_around(series_ids=[series_id], starts=[latest + timedelta(microseconds=1)], history=last)
     ts_us, values = arrays.split().get(series_id, (np.empty(0, np.int64), np.empty(0)))
-    stamps = pd.to_datetime(ts_us, unit="us", utc=True)
+    stamps = timestamps_from_us(ts_us)
     points = list(zip(stamps.to_pydatetime(), values.tolist(), strict=True))
     anomalies = Anomaly.objects.filter(detector=detector, series_id=series_id)
     if len(stamps):

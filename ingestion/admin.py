@@ -163,33 +163,15 @@ class IngestBatchAdmin(LargeTableAdmin):
         "filename",
         "content_type",
         "size_bytes",
+        "labels",
         ("received", "inserted", "updated", "duplicate", "rejected"),
         "error_table",
         "message",
         "created_by",
         ("created_at", "started_at", "finished_at"),
     ]
-    readonly_fields = [
-        "dataset",
-        "target",
-        "source",
-        "mode",
-        "status",
-        "filename",
-        "content_type",
-        "size_bytes",
-        "received",
-        "inserted",
-        "updated",
-        "duplicate",
-        "rejected",
-        "error_table",
-        "message",
-        "created_by",
-        "created_at",
-        "started_at",
-        "finished_at",
-    ]
+    # Batches are records of what happened: view-only (no change permission), so every field shows as text.
+    readonly_fields = ["error_table"]
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -15,9 +15,10 @@ A strict upload that fails is rolled back by the caller and leaves no trace but 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pandas as pd
 from django.db import connection
 
 from ingestion.models import Dataset, DuplicatePolicy, Point, Record, Series
@@ -146,7 +147,7 @@ class PointLoader:
             )
         self.result.inserted += len(ids)
         for series_id, lo, hi in zip(series.tolist(), first_us.tolist(), last_us.tolist(), strict=True):
-            self.result.touch(series_id, _utc(lo), _utc(hi))
+            self.result.touch(series_id, utc_from_us(lo), utc_from_us(hi))
 
     def _merge(self, ids: np.ndarray, ts_us: np.ndarray, values: np.ndarray, stats: np.ndarray) -> None:
         """Points at or before their series' last ts.
@@ -198,7 +199,7 @@ class PointLoader:
             self.result.updated += cursor.rowcount
         series, first, counts = np.unique(ids, return_index=True, return_counts=True)
         for series_id, a, n in zip(series.tolist(), first.tolist(), counts.tolist(), strict=True):
-            self.result.touch(series_id, _utc(ts_us[a]), _utc(ts_us[a + n - 1]))
+            self.result.touch(series_id, utc_from_us(ts_us[a]), utc_from_us(ts_us[a + n - 1]))
 
     def _merge_on_conflict(self, ids: np.ndarray, ts_us: np.ndarray, values: np.ndarray) -> None:
         """Staged, then merged by the duplicate policy in one INSERT ... ON CONFLICT."""
@@ -226,8 +227,16 @@ def _unique_keys(ids: np.ndarray, ts_us: np.ndarray, *, keep_last: bool) -> np.n
     return np.insert(~same_as_next, 0, True)
 
 
-def _utc(us: int) -> datetime:
-    return datetime.fromtimestamp(us / 1e6, UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def utc_from_us(us) -> datetime:
+    """An aware datetime from µs since the epoch, exact (no float rounding)."""
+    return EPOCH + timedelta(microseconds=int(us))
+
+
+def timestamps_from_us(ts_us: np.ndarray) -> pd.DatetimeIndex:
+    return pd.to_datetime(ts_us, unit="us", utc=True)
 
 
 def series_get_or_create_many(*, dataset: Dataset, keys: list[SeriesKey]) -> dict[SeriesKey, int]:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
-import pandas as pd
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -15,6 +14,7 @@ from detectors.algorithms.base import Detector as Algorithm
 from detectors.algorithms.postprocess import sensitivity_threshold
 from detectors.algorithms.registry import get_algorithm
 from detectors.models import Detector, ModelReason, ModelStatus, ModelVersion
+from ingestion.bulk import points_read_around, timestamps_from_us, utc_from_us
 
 CODE_VERSION = "1"
 # A series needs this many points before a model is fitted on it.
@@ -62,8 +62,8 @@ def model_versions_store(
                 detector=detector, series_id=m.series_id, version=(last.get(m.series_id) or 0) + 1,
                 algorithm=detector.algorithm, params=detector.params, state=m.fitted.get_state(),
                 sensitivity=detector.sensitivity, threshold=sensitivity_threshold(detector.sensitivity),
-                training_start=_utc(m.training_ts[0]) if len(m.training_ts) else None,
-                training_end=_utc(m.training_ts[-1]) if len(m.training_ts) else None,
+                training_start=utc_from_us(m.training_ts[0]) if len(m.training_ts) else None,
+                training_end=utc_from_us(m.training_ts[-1]) if len(m.training_ts) else None,
                 training_size=m.training_size, reason=reason, code_version=CODE_VERSION,
                 status=ModelStatus.ACTIVE, activated_at=now,
             )
@@ -101,10 +101,6 @@ def model_is_current(*, version: ModelVersion, detector: Detector) -> bool:
     return version.algorithm == detector.algorithm and version.params == detector.params
 
 
-def _utc(us) -> datetime:
-    return datetime.fromtimestamp(int(us) / 1e6, tz=UTC)
-
-
 def detector_train(
     *, detector: Detector, reason: str = ModelReason.MANUAL, requested_at: datetime | None = None, chunk_size: int = 50
 ) -> int:
@@ -114,7 +110,6 @@ def detector_train(
     runs twice (a redelivered task) trains each series once.
     """
     from detectors.selectors import detector_series_ids
-    from ingestion.bulk import points_read_around
     from ingestion.models import Series
 
     trained = 0
@@ -132,7 +127,7 @@ def detector_train(
         fitted = [
             FittedModel(
                 series_id,
-                algorithm_fit(detector=detector, values=values, timestamps=_timestamps(ts_us)),
+                algorithm_fit(detector=detector, values=values, timestamps=timestamps_from_us(ts_us)),
                 ts_us,
                 len(ts_us),
             )  # fmt: skip
@@ -141,7 +136,3 @@ def detector_train(
         ]
         trained += len(model_versions_store(detector=detector, models=fitted, reason=reason))
     return trained
-
-
-def _timestamps(ts_us: np.ndarray) -> pd.DatetimeIndex:
-    return pd.to_datetime(ts_us, unit="us", utc=True)

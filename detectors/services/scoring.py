@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
-import pandas as pd
 from django.db import connection, transaction
 
 from detectors.algorithms.postprocess import Event, detect
@@ -27,7 +26,7 @@ from detectors.services.modelling import (
     model_is_current,
     model_versions_store,
 )
-from ingestion.bulk import points_read_around
+from ingestion.bulk import points_read_around, timestamps_from_us, utc_from_us
 from ingestion.models import Series
 
 logger = logging.getLogger(__name__)
@@ -122,16 +121,18 @@ def _score_series(detector, series_id, ts_us, values, score_from, model) -> Seri
         train = n_history if n_history >= MIN_TRAINING_POINTS else _training_rows(len(ts_us))
         if train > len(ts_us):
             return outcome  # too few points to learn from yet; the cursor waits
-        fitted = algorithm_fit(detector=detector, values=values[:train], timestamps=_timestamps(ts_us[:train]))
+        fitted = algorithm_fit(detector=detector, values=values[:train], timestamps=timestamps_from_us(ts_us[:train]))
         outcome.new_model = FittedModel(series_id, fitted, ts_us[:train], train)
         first_scored = max(first_scored, train)
     else:
         fitted = algorithm_load(version=model)
     outcome.model = model
-    outcome.last_ts = _utc(ts_us[-1])
+    outcome.last_ts = utc_from_us(ts_us[-1])
     if first_scored >= len(ts_us):
         return outcome
-    result = detect(fitted, values, _timestamps(ts_us), sensitivity=detector.sensitivity, alarm_from=first_scored)
+    result = detect(
+        fitted, values, timestamps_from_us(ts_us), sensitivity=detector.sensitivity, alarm_from=first_scored
+    )
     outcome.events = result.events
     outcome.points_scored = len(ts_us) - first_scored
     return outcome
@@ -213,11 +214,3 @@ def _after(ts: datetime | None) -> datetime | None:
 
 def _us(ts: datetime) -> int:
     return int(round(ts.timestamp() * 1e6))
-
-
-def _utc(us) -> datetime:
-    return datetime.fromtimestamp(int(us) / 1e6, tz=UTC)
-
-
-def _timestamps(ts_us: np.ndarray) -> pd.DatetimeIndex:
-    return pd.to_datetime(ts_us, unit="us", utc=True)
