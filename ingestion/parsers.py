@@ -73,16 +73,21 @@ def _printable(value) -> str | None:
 # --- reading ------------------------------------------------------------------
 
 
-def read_csv_chunks(source, *, chunksize: int | None = None) -> Iterator[tuple[int, pd.DataFrame]]:
+def read_csv_chunks(
+    source, *, chunksize: int | None = None, kind: str = "points"
+) -> Iterator[tuple[int, pd.DataFrame]]:
     """Yield (first row number, DataFrame) from CSV bytes or a binary file.
 
     Numeric columns are parsed by pandas' C reader; a column holding any text stays text and is
     checked cell by cell later. Empty cells stay empty strings (no NaN guessing from "NA", "null").
+    In long rows the metric and label columns are read as text, so a label keeps what was sent ("007").
     """
     if isinstance(source, bytes | bytearray):
         source = io.BytesIO(source)
+    options = {"keep_default_na": False, "na_filter": False, "skipinitialspace": True}
     try:
-        reader = pd.read_csv(source, keep_default_na=False, na_filter=False, skipinitialspace=True, chunksize=chunksize)
+        text = _text_columns(source, options) if kind == "points" else None
+        reader = pd.read_csv(source, dtype=text, chunksize=chunksize, **options)
         chunks = [reader] if chunksize is None else reader
         first_row = 1
         for chunk in chunks:
@@ -95,6 +100,23 @@ def read_csv_chunks(source, *, chunksize: int | None = None) -> Iterator[tuple[i
         raise ApplicationError(f"The CSV could not be parsed: {exc}", extra={"field": None}) from exc
     except UnicodeDecodeError as exc:
         raise ApplicationError(f"The CSV is not valid UTF-8 (byte {exc.start}).") from exc
+
+
+def _text_columns(source, options: dict) -> dict | None:
+    """Long rows' metric and label columns (every column but ts and value) by their header names."""
+    if not source.seekable():
+        return None
+    start = source.tell()
+    try:
+        header = [str(c) for c in pd.read_csv(source, nrows=0, **options).columns]
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError):
+        return None  # the real read reports it
+    finally:
+        source.seek(start)
+    names = [name.strip() for name in header]
+    if "metric" not in names:
+        return None
+    return {raw: str for raw, name in zip(header, names, strict=True) if name not in ("value", *TS_COLUMNS)}
 
 
 def frame_from_json(payload, *, kind: str = "points") -> tuple[pd.DataFrame, dict]:
@@ -118,7 +140,15 @@ def frame_from_json(payload, *, kind: str = "points") -> tuple[pd.DataFrame, dic
         raise ApplicationError(
             f"Row {not_objects[0]} is not an object.", extra={"errors": [{"row": not_objects[0], "field": None}]}
         )
-    return pd.DataFrame.from_records(rows), labels
+    frame = pd.DataFrame.from_records(rows)
+    if kind != "points" or "metric" not in frame.columns:
+        return frame, labels
+    for column in frame.columns:
+        # In long rows every column but ts and value is a name or a label: keep each cell as sent, not
+        # as a float pandas made of an int because some rows lack the key (7 -> "7.0").
+        if frame[column].dtype != object and column not in ("value", *TS_COLUMNS):
+            frame[column] = pd.Series([row.get(column) for row in rows], index=frame.index, dtype=object)
+    return frame, labels
 
 
 def find_ts_column(frame: pd.DataFrame, *, required: bool = True) -> str | None:
@@ -183,7 +213,7 @@ def parse_labels_text(text) -> dict:
     """A labels cell: a JSON object, or `key=value` pairs separated by ';' (or ',')."""
     if isinstance(text, dict):
         labels = text
-    elif text is None or (isinstance(text, float) and np.isnan(text)) or str(text).strip() == "":
+    elif _missing(text):
         return {}
     else:
         text = str(text).strip()
@@ -201,7 +231,7 @@ def parse_labels_text(text) -> dict:
                 labels[key.strip()] = value.strip()
     if any(isinstance(v, dict | list) for v in labels.values()):
         raise ValueError("label values must be strings or numbers")
-    return {str(k): str(v) for k, v in labels.items()}
+    return {str(k): label_text(v) for k, v in labels.items() if not _missing(v)}
 
 
 def canonical_labels(labels: dict) -> str:
@@ -251,54 +281,64 @@ def _long_series_keys(frame: pd.DataFrame, ts_name: str, upload_labels: dict, ro
     """(series code per row, series keys, bad-row mask), validating each distinct combination once."""
     label_columns = [c for c in frame.columns if c not in ("metric", "value") and c != ts_name]
     columns = ["metric", *label_columns]
-    raw = np.zeros(len(frame), dtype=np.int64)
-    radices = []
-    for column in columns:  # one mixed-radix code over the per-column codes
-        cells = frame[column]
-        if cells.dtype == object and cells.map(lambda v: isinstance(v, dict)).any():
-            cells = cells.map(lambda v: canonical_labels(v) if isinstance(v, dict) else v)
-        column_codes, column_uniques = pd.factorize(cells)
-        raw = raw * len(column_uniques) + column_codes
-        radices.append(column_uniques)
-    raw, combos = pd.factorize(raw)
+    group = np.zeros(len(frame), dtype=np.int64)
+    for column in columns:
+        # A missing cell is a value of its own (not -1), and re-coding after each column keeps the
+        # combined code below the row count, however many label columns there are.
+        column_codes, column_uniques = pd.factorize(_hashable(frame[column]), use_na_sentinel=False)
+        group, _ = pd.factorize(group * len(column_uniques) + column_codes)
+    combos, first_rows = np.unique(group, return_index=True)
+    cells = {column: frame[column].to_numpy()[first_rows] for column in columns}
     key_index: dict[SeriesKey, int] = {}
-    combo_key = np.empty(len(combos), dtype=np.int64)
+    combo_key = np.zeros(len(combos), dtype=np.int64)
     combo_problem: dict[tuple[str, str], list[int]] = {}
-    for i, combo in enumerate(combos):
-        key, problem = _series_key(dict(zip(columns, _decode(int(combo), radices), strict=True)), upload_labels)
+    for i in range(len(combos)):
+        key, problem = _series_key({column: cells[column][i] for column in columns}, upload_labels)
         if problem is None:
             combo_key[i] = key_index.setdefault(key, len(key_index))
         else:
-            combo_key[i] = 0
             combo_problem.setdefault(problem, []).append(i)
     bad = np.zeros(len(frame), dtype=bool)
     for (field_name, message), combo_ids in combo_problem.items():
-        hit = np.isin(raw, combo_ids)
+        hit = np.isin(group, combo_ids)
         errors.add(rows[hit], field_name, message)
         bad |= hit
-    return combo_key[raw], list(key_index), bad
+    return combo_key[group], list(key_index), bad
 
 
-def _decode(code: int, radices: list) -> list:
-    cells = []
-    for uniques in reversed(radices):
-        code, position = divmod(code, len(uniques))
-        cells.append(uniques[position])
-    return cells[::-1]
+def _hashable(cells: pd.Series) -> pd.Series:
+    """JSON objects and lists as canonical text, so they can be counted (they are checked later)."""
+    if cells.dtype != object:
+        return cells
+    return cells.map(lambda v: json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v)
+
+
+def _missing(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)) or str(value).strip() == ""
+
+
+def label_text(value) -> str:
+    """A label value as stored: text as sent; JSON true/false as "true"/"false"; numbers as written."""
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _series_key(cells: dict, upload_labels: dict) -> tuple[SeriesKey | None, tuple[str, str] | None]:
-    metric = str(cells.pop("metric")).strip()
-    if not metric or len(metric) > MAX_NAME_LENGTH:
+    """Labels, lowest precedence first: label columns, the row's `labels` cell, the upload's labels."""
+    metric = cells.pop("metric")
+    if _missing(metric) or isinstance(metric, dict | list) or len(str(metric).strip()) > MAX_NAME_LENGTH:
         return None, ("metric", f"metric name must be 1-{MAX_NAME_LENGTH} characters")
-    labels = dict(upload_labels)
     raw_labels = cells.pop("labels", None)
-    labels.update({name: str(value) for name, value in cells.items() if str(value).strip() != ""})
+    if any(isinstance(value, dict | list) for value in cells.values()):
+        return None, ("labels", "label values must be strings or numbers")
+    labels = {name: label_text(value) for name, value in cells.items() if not _missing(value)}
     try:
         labels.update(parse_labels_text(raw_labels))
     except ValueError:
         return None, ("labels", "labels must be a JSON object of strings, or key=value;key=value")
-    return (metric, canonical_labels(labels)), None
+    labels.update(upload_labels)
+    return (str(metric).strip(), canonical_labels(labels)), None
 
 
 def _wide_points(frame, ts_name, ts_us, ts_bad, rows, upload_labels, errors) -> PointColumns:

@@ -107,7 +107,7 @@ def ingest_records(
         dataset=dataset, target="records", source=source, user=user, mode=mode,
         content_type=content_type, filename=filename, size_bytes=size_bytes,
     )  # fmt: skip
-    return _load_records(batch, lambda: _chunks(data, content_type=content_type, labels=None))
+    return _load_records(batch, lambda: _chunks(data, content_type=content_type, labels=None, kind="records"))
 
 
 def ingest_batch_start(*, dataset: Dataset, target: str, source: str, user=None, **fields) -> IngestBatch:
@@ -160,7 +160,7 @@ def ingest_batch_process(*, batch_id: int) -> IngestBatch | None:
             payload = json.loads(payload)
         except ValueError as exc:
             return ingest_batch_reject(batch=batch, message=f"The body is not valid JSON: {exc}")
-    chunks = lambda: _chunks(payload, content_type=batch.content_type, labels=labels)  # noqa: E731
+    chunks = lambda: _chunks(payload, content_type=batch.content_type, labels=labels, kind=batch.target)  # noqa: E731
     batch = _load_points(batch, chunks) if batch.target == "points" else _load_records(batch, chunks)
     IngestBatch.objects.filter(pk=batch_id).update(payload=None)
     return batch
@@ -169,17 +169,17 @@ def ingest_batch_process(*, batch_id: int) -> IngestBatch | None:
 # --- loading --------------------------------------------------------------------------
 
 
-def _chunks(data: Any, *, content_type: str, labels: dict | None) -> Iterator[Chunk]:
+def _chunks(data: Any, *, content_type: str, labels: dict | None, kind: str = "points") -> Iterator[Chunk]:
     if isinstance(data, pd.DataFrame):
         yield 1, data, labels or {}
     elif isinstance(data, bytes | bytearray | str):
         raw = data.encode() if isinstance(data, str) else bytes(data)
         if not raw.strip():
             raise ApplicationError("The body is empty.")
-        for first_row, frame in read_csv_chunks(raw):
+        for first_row, frame in read_csv_chunks(raw, kind=kind):
             yield first_row, frame, labels or {}
     else:
-        frame, upload_labels = frame_from_json(data)
+        frame, upload_labels = frame_from_json(data, kind=kind)
         yield 1, frame, {**upload_labels, **(labels or {})}
 
 

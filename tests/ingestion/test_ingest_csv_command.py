@@ -56,3 +56,9 @@ def test_it_says_when_the_dataset_or_file_does_not_exist(tmp_path, dataset):
         call_command("ingest_csv", write_csv(tmp_path, []), dataset="nope", no_progress=True)
     with pytest.raises(CommandError, match="No such file"):
         call_command("ingest_csv", str(tmp_path / "missing.csv"), dataset=str(dataset.pk), no_progress=True)
+
+
+def test_it_lets_labels_given_on_the_command_line_win_over_a_label_column(tmp_path, dataset):
+    path = write_csv(tmp_path, ["m,2024-01-01,1,b", "m,2024-01-02,2,"], header="metric,ts,value,host")
+    call_command("ingest_csv", path, dataset=str(dataset.pk), labels="host=a;env=prod", no_progress=True)
+    assert {labels for _, labels, _ in stored(dataset)} == {(("env", "prod"), ("host", "a"))}
