@@ -9,12 +9,14 @@ from detectors.services import configs, modelling, runs
 from ingestion.admin import LargeTableAdmin
 from ingestion.models import Series
 from ingestion.plots import line_svg
+from teams.admin_scoping import TeamScopedAdmin
 
 PLOTTED_SERIES = 3
 
 
 @admin.register(Detector)
-class DetectorAdmin(admin.ModelAdmin):
+class DetectorAdmin(TeamScopedAdmin, admin.ModelAdmin):
+    team_field = "dataset__team"
     list_display = ["name", "dataset", "algorithm", "sensitivity", "schedule_interval", "next_run_at", "realtime",
                     "enabled"]  # fmt: skip
     list_filter = ["algorithm", "enabled", "realtime", "dataset__team"]
@@ -55,19 +57,21 @@ class DetectorAdmin(admin.ModelAdmin):
             svgs.append(line_svg(data.points, markers=data.markers, band=data.band, title=title))
         return mark_safe("".join(svgs))  # noqa: S308  (SVG rendered by our template, text escaped there)
 
-    @admin.action(description="Run now (new points since the last run)")
+    @admin.action(description="Run now (new points since the last run)", permissions=["change"])
     def run_now(self, request, queryset):
         for detector in queryset.select_related("dataset"):
             runs.run_enqueue(run=runs.run_create(detector=detector, trigger=RunTrigger.MANUAL, user=request.user))
         self.message_user(request, f"Queued {queryset.count()} run(s).", messages.SUCCESS)
 
-    @admin.action(description="Backtest the whole history (nothing stored; see the run's result)")
+    @admin.action(
+        description="Backtest the whole history (nothing stored; see the run's result)", permissions=["change"]
+    )
     def backtest_history(self, request, queryset):
         for detector in queryset.select_related("dataset"):
             runs.run_enqueue(run=runs.run_create(detector=detector, trigger=RunTrigger.BACKTEST, user=request.user))
         self.message_user(request, f"Queued {queryset.count()} backtest(s); results on the detection runs page.")
 
-    @admin.action(description="Retrain models")
+    @admin.action(description="Retrain models", permissions=["change"])
     def train_now(self, request, queryset):
         for detector in queryset:
             tasks.request_training(detector.pk)
@@ -75,7 +79,8 @@ class DetectorAdmin(admin.ModelAdmin):
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(LargeTableAdmin):
+class ModelVersionAdmin(TeamScopedAdmin, LargeTableAdmin):
+    team_field = "detector__dataset__team"
     list_display = ["detector", "series", "version", "status", "reason", "training_size", "threshold", "created_at"]
     list_filter = ["status", "reason", "algorithm"]
     list_select_related = ["detector", "series"]
@@ -88,7 +93,7 @@ class ModelVersionAdmin(LargeTableAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
-    @admin.action(description="Activate (rollback to this version)")
+    @admin.action(description="Activate (rollback to this version)", permissions=["change"])
     def activate(self, request, queryset):
         for version in queryset.exclude(status=ModelStatus.ACTIVE):
             modelling.model_version_activate(version=version)
@@ -96,7 +101,8 @@ class ModelVersionAdmin(LargeTableAdmin):
 
 
 @admin.register(DetectionRun)
-class DetectionRunAdmin(LargeTableAdmin):
+class DetectionRunAdmin(TeamScopedAdmin, LargeTableAdmin):
+    team_field = "detector__dataset__team"
     list_display = ["id", "detector", "trigger", "status", "progress_percent", "points_scored", "anomalies_found",
                     "started_at", "finished_at"]  # fmt: skip
     list_filter = ["status", "trigger"]
@@ -113,7 +119,8 @@ class DetectionRunAdmin(LargeTableAdmin):
 
 
 @admin.register(Anomaly)
-class AnomalyAdmin(LargeTableAdmin):
+class AnomalyAdmin(TeamScopedAdmin, LargeTableAdmin):
+    team_field = "detector__dataset__team"
     list_display = ["peak_ts", "detector", "what", "severity", "score_rounded", "value_shown", "expected_shown",
                     "review_status"]  # fmt: skip
     list_filter = ["severity", "review_status", "detector"]

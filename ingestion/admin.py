@@ -2,6 +2,7 @@
 
 Points are not registered: their composite primary key is beyond the admin, and the series page plots them.
 Tables that grow without bound use `EstimatedCountPaginator`, so no changelist runs COUNT(*) over them.
+Every admin is team-scoped (`teams.admin_scoping.TeamScopedAdmin`): staff see and change only their teams' rows.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from django.utils.text import capfirst
 
 from ingestion import plots, selectors
 from ingestion.models import Dataset, IngestBatch, Point, Record, Series
+from teams.admin_scoping import TeamScopedAdmin
 
 PLOT_POINTS = 2000
 
@@ -71,7 +73,7 @@ class CountedDeleteMixin:
 
 
 @admin.register(Dataset)
-class DatasetAdmin(CountedDeleteMixin, admin.ModelAdmin):
+class DatasetAdmin(TeamScopedAdmin, CountedDeleteMixin, admin.ModelAdmin):
     list_display = ["name", "team", "kind", "series_count", "duplicate_policy", "created_at"]
     list_filter = ["kind", "duplicate_policy", "team"]
     list_select_related = ["team"]
@@ -109,7 +111,8 @@ class DatasetAdmin(CountedDeleteMixin, admin.ModelAdmin):
 
 
 @admin.register(Series)
-class SeriesAdmin(CountedDeleteMixin, LargeTableAdmin):
+class SeriesAdmin(TeamScopedAdmin, CountedDeleteMixin, LargeTableAdmin):
+    team_field = "dataset__team"
     list_display = ["__str__", "dataset", "team", "point_count", "first_ts", "last_ts"]
     list_filter = ["dataset__kind", "dataset__team"]
     list_select_related = ["dataset", "dataset__team"]
@@ -136,7 +139,8 @@ class SeriesAdmin(CountedDeleteMixin, LargeTableAdmin):
 
 
 @admin.register(IngestBatch)
-class IngestBatchAdmin(LargeTableAdmin):
+class IngestBatchAdmin(TeamScopedAdmin, LargeTableAdmin):
+    team_field = "dataset__team"
     list_display = [
         "id",
         "dataset",
@@ -206,7 +210,8 @@ def _error_row(error) -> tuple[str, str, str]:
 
 
 @admin.register(Record)
-class RecordAdmin(LargeTableAdmin):
+class RecordAdmin(TeamScopedAdmin, LargeTableAdmin):
+    team_field = "dataset__team"
     list_display = ["id", "external_id", "dataset", "ts", "created_at"]
     list_select_related = ["dataset"]
     search_fields = ["=external_id"]

@@ -19,6 +19,8 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         token = selectors.api_token_by_key(key=header[1].decode(errors="replace"))
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+        if token.is_expired():
+            raise exceptions.AuthenticationFailed("Token expired.")
         services.api_token_touch(token=token)
         return token.user, token
 

@@ -12,7 +12,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from teams.models import Role
+from teams.models import Role, TokenScope
 from teams.services import api_token_create, membership_set, team_create
 
 pytest_plugins = ["tests.celery_worker"]
@@ -52,8 +52,10 @@ def other_team(outsider):
 
 
 def _client_for(user) -> APIClient:
+    """A client with a fresh admin-scope token (full scope) of that user."""
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_token_create(user=user, name='tests').key}")
+    issued = api_token_create(user=user, name="tests", scope=TokenScope.ADMIN)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.key}")
     return client
 
 

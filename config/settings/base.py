@@ -101,14 +101,26 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # How many rejected rows an IngestBatch keeps in full (the count is always exact).
 INGEST_MAX_REPORTED_ERRORS = envint("INGEST_MAX_REPORTED_ERRORS", 100)
 
+# --- API tokens --------------------------------------------------------------
+# Lifetime of a new token when none is asked for, and the longest one that may be asked for (days).
+API_TOKEN_DEFAULT_TTL_DAYS = envint("API_TOKEN_DEFAULT_TTL_DAYS", 90)
+API_TOKEN_MAX_TTL_DAYS = envint("API_TOKEN_MAX_TTL_DAYS", 365)
+if not 1 <= API_TOKEN_DEFAULT_TTL_DAYS <= API_TOKEN_MAX_TTL_DAYS:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("API_TOKEN_DEFAULT_TTL_DAYS must be between 1 and API_TOKEN_MAX_TTL_DAYS")
+
 # --- REST API ----------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "teams.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "teams.permissions.TokenScopePermission",
+    ],
+    "DEFAULT_FILTER_BACKENDS": ["common.filters.IdFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "common.pagination.DefaultPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

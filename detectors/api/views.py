@@ -6,6 +6,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from common.filters import IdFilter, IdFilterSet
 from common.pagination import NewestFirstCursorPagination
 from detectors import tasks
 from detectors.api.serializers import (
@@ -78,11 +79,11 @@ class DetectionRunViewSet(TeamScopedMixin, viewsets.ReadOnlyModelViewSet):
     filterset_fields = ["detector", "status", "trigger"]
 
 
-class AnomalyFilter(django_filters.FilterSet):
+class AnomalyFilter(IdFilterSet):
     start = django_filters.IsoDateTimeFilter(field_name="start_ts", lookup_expr="gte")
     end = django_filters.IsoDateTimeFilter(field_name="start_ts", lookup_expr="lt")
     min_score = django_filters.NumberFilter(field_name="score", lookup_expr="gte")
-    dataset = django_filters.NumberFilter(field_name="detector__dataset")
+    dataset = IdFilter(field_name="detector__dataset")
 
     class Meta:
         model = Anomaly
