@@ -29,6 +29,7 @@ class DetectorAdmin(TeamScopedAdmin, admin.ModelAdmin):
         ("Latest points, anomalies and expected band", {"fields": ["plots"]}),
         ("What to watch", {"fields": ["metric", "label_filter"]}),
         ("How", {"fields": ["algorithm", "params", "sensitivity", "training_points"]}),
+        ("Incidents", {"fields": ["close_after", "adapt_after", "mask_after"]}),
         ("When", {"fields": ["schedule_interval", "next_run_at", "realtime"]}),
     ]
 
@@ -54,7 +55,7 @@ class DetectorAdmin(TeamScopedAdmin, admin.ModelAdmin):
         for series_id in series_ids:
             data = detector_plot_data(detector=obj, series_id=series_id)
             title = str(Series.objects.get(pk=series_id))
-            svgs.append(line_svg(data.points, markers=data.markers, band=data.band, title=title))
+            svgs.append(line_svg(data.points, markers=data.markers, band=data.band, spans=data.spans, title=title))
         return mark_safe("".join(svgs))  # noqa: S308  (SVG rendered by our template, text escaped there)
 
     @admin.action(description="Run now (new points since the last run)", permissions=["change"])
@@ -121,14 +122,15 @@ class DetectionRunAdmin(TeamScopedAdmin, LargeTableAdmin):
 @admin.register(Anomaly)
 class AnomalyAdmin(TeamScopedAdmin, LargeTableAdmin):
     team_field = "detector__dataset__team"
-    list_display = ["peak_ts", "detector", "what", "severity", "score_rounded", "value_shown", "expected_shown",
+    list_display = ["start_ts", "detector", "what", "status", "points", "severity", "summary", "score_rounded",
                     "review_status"]  # fmt: skip
-    list_filter = ["severity", "review_status", "detector"]
+    list_filter = ["status", "severity", "review_status", "detector"]
     list_select_related = ["detector", "series"]
     raw_id_fields = ["detector", "series", "record", "model_version", "run"]
     date_hierarchy = None
-    readonly_fields = ["start_ts", "end_ts", "peak_ts", "value", "expected", "lower", "upper", "score", "severity",
-                       "explanation", "model_version", "run", "detector", "series", "record"]  # fmt: skip
+    readonly_fields = ["start_ts", "end_ts", "peak_ts", "status", "closed_ts", "close_reason", "last_seen", "points",
+                       "value", "expected", "lower", "upper", "score", "severity", "explanation", "model_version",
+                       "run", "detector", "series", "record"]  # fmt: skip
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -137,14 +139,10 @@ class AnomalyAdmin(TeamScopedAdmin, LargeTableAdmin):
     def what(self, obj: Anomaly) -> str:
         return str(obj.series) if obj.series_id else f"record {obj.record_id}"
 
+    @admin.display(description="What happened")
+    def summary(self, obj: Anomaly) -> str:
+        return obj.explanation.get("text") or "-"
+
     @admin.display(description="Score", ordering="score")
     def score_rounded(self, obj: Anomaly) -> str:
         return f"{obj.score:.3f}"
-
-    @admin.display(description="Value")
-    def value_shown(self, obj: Anomaly) -> str:
-        return f"{obj.value:.6g}" if isinstance(obj.value, int | float) else "(features)"
-
-    @admin.display(description="Expected")
-    def expected_shown(self, obj: Anomaly) -> str:
-        return "-" if obj.expected is None else f"{obj.expected:.6g}"

@@ -179,3 +179,31 @@ def _wait_run(run_id: int, timeout: float = 3600) -> DetectionRun:
             return run
         time.sleep(0.2)
     raise RuntimeError("the benchmark run did not finish")
+
+
+# --- incident extents -------------------------------------------------------------------------
+
+
+def bench_extents(*, processes: int = 2, log=print, **_) -> dict:
+    """Sustained faults with known extents, scored row by row (see detectors/evaluation/extents.py)."""
+    from detectors.evaluation.extents import run_extents
+
+    started = time.perf_counter()
+    report = run_extents(processes=processes)
+    log(f"Incident extents: {report['overall']['cases']} injected faults, auto at the default sensitivity, "
+        f"{time.perf_counter() - started:.0f} s")  # fmt: skip
+    log(f"{'fault':<12} {'cases':>5} {'found':>5} {'precision':>9} {'recall':>7} {'F1':>6} {'FAR':>7} {'delay':>6}")
+    for name, r in [*report["faults"].items(), ("overall", report["overall"])]:
+        delay = "-" if r["onset_delay_median"] is None else f"{r['onset_delay_median']:.0f}"
+        log(f"{name:<12} {r['cases']:>5} {r['detected']:>5} {r['precision']:>9.3f} {r['recall']:>7.3f} "
+            f"{r['f1']:>6.3f} {r['far']:>7.4f} {delay:>6}")  # fmt: skip
+    log(
+        "Rows: precision, recall and F1 of rows inside incidents; FAR: share of clean scored rows inside one; "
+        "delay: median rows from a fault's start to its first alarm. Target: F1 >= 0.80 with FAR <= 0.02."
+    )
+    overall = report["overall"]
+    return {
+        "rows": {key: overall[key] for key in ("precision", "recall", "f1", "far")},
+        "onset_delay_median": overall["onset_delay_median"],
+        "faults": report["faults"],
+    }

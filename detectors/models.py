@@ -24,11 +24,25 @@ class Detector(BaseModel):
     params = models.JSONField(default=dict, blank=True)
     sensitivity = models.FloatField(
         default=0.5,
-        help_text="0-1. The expected false alarm rate per point is 10^-(2 + 6 (1 - sensitivity)): "
-        "1 in 100 points at 1, 1 in 100,000 at 0.5, 1 in 10^8 at 0.",
+        help_text="0-1. A point is unusual when data like the series' own history is that extreme at most "
+        "10^-(1 + 5 (1 - sensitivity)^2) of the time: 1 in 10 points at 1, about 1 in 180 at 0.5, 1 in a "
+        "million at 0. Alarms are rarer: one per incident, and only when a point beats the recent ones.",
     )
     training_points = models.PositiveIntegerField(
         default=2000, help_text="A model is fitted on this many of a series' latest points before what it scores."
+    )
+    close_after = models.PositiveIntegerField(
+        default=10, help_text="An incident closes after about this many points back inside its band."
+    )
+    adapt_after = models.PositiveIntegerField(
+        default=0,
+        help_text="An incident still open after this many points closes as re-baselined: its level becomes "
+        "the new normal and a new model version is fitted. 0: never.",
+    )
+    mask_after = models.PositiveIntegerField(
+        default=0,
+        help_text="Incidents of at least this many points are kept out of what the detector learns (its "
+        "baselines and score calibration). 0: none.",
     )
     schedule_interval = models.DurationField(null=True, blank=True, help_text="Empty: runs only on demand.")
     next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
@@ -180,8 +194,23 @@ class ReviewStatus(models.TextChoices):
     EXPECTED = "expected", "Expected change"
 
 
+class IncidentStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    CLOSED = "closed", "Closed"
+
+
+class CloseReason(models.TextChoices):
+    RECOVERED = "recovered", "Recovered: back inside its band"
+    REBASELINED = "rebaselined", "Re-baselined: its level became the new normal"
+
+
 class Anomaly(BaseModel):
-    """One anomalous event: consecutive anomalous points merged, with its evidence."""
+    """An incident: it opens at an alarm and lasts while the data stays away from normal.
+
+    `start_ts` is the alarm, `end_ts` the last abnormal point, `closed_ts` the point at which it closed.
+    An open incident is followed by later runs; `state` holds what they need (the normal behaviour frozen at
+    the alarm, and how far the incident has been followed).
+    """
 
     detector = models.ForeignKey(Detector, on_delete=models.CASCADE, related_name="anomalies")
     series = models.ForeignKey(Series, null=True, blank=True, on_delete=models.CASCADE, related_name="anomalies")
@@ -199,6 +228,12 @@ class Anomaly(BaseModel):
     severity = models.CharField(max_length=16, choices=Severity.choices)
     explanation = models.JSONField(default=dict, blank=True)
     review_status = models.CharField(max_length=16, choices=ReviewStatus.choices, default=ReviewStatus.UNREVIEWED)
+    status = models.CharField(max_length=8, choices=IncidentStatus.choices, default=IncidentStatus.CLOSED)
+    closed_ts = models.DateTimeField(null=True, blank=True, help_text="The point at which it closed.")
+    close_reason = models.CharField(max_length=16, choices=CloseReason.choices, blank=True)
+    last_seen = models.DateTimeField(null=True, blank=True, help_text="The latest point judged while it was open.")
+    points = models.PositiveIntegerField(default=1, help_text="Points from the alarm to the last abnormal one.")
+    state = models.JSONField(default=dict, blank=True, editable=False)
 
     class Meta:
         ordering = ["-start_ts"]
@@ -206,6 +241,9 @@ class Anomaly(BaseModel):
         constraints = [
             models.UniqueConstraint(
                 fields=["detector", "series", "record", "start_ts"], name="anomaly_unique_start", nulls_distinct=False
+            ),
+            models.UniqueConstraint(
+                fields=["detector", "series"], condition=Q(status="open"), name="anomaly_one_open_per_series"
             ),
         ]
         indexes = [

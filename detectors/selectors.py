@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -38,6 +38,7 @@ class PlotData:
     points: list[tuple[datetime, float]]
     markers: list[tuple[datetime, float]]
     band: list[tuple[datetime, float, float]]
+    spans: list[tuple[datetime, datetime, str]] = field(default_factory=list)
 
 
 def detector_plot_data(*, detector: Detector, series_id: int, last: int = 500) -> PlotData:
@@ -57,12 +58,19 @@ def detector_plot_data(*, detector: Detector, series_id: int, last: int = 500) -
     points = list(zip(stamps.to_pydatetime(), values.tolist(), strict=True))
     anomalies = Anomaly.objects.filter(detector=detector, series_id=series_id)
     if len(stamps):
-        anomalies = anomalies.filter(peak_ts__gte=stamps[0].to_pydatetime())
-    markers = [(a.peak_ts, a.value) for a in anomalies if isinstance(a.value, int | float)]
+        anomalies = anomalies.filter(end_ts__gte=stamps[0].to_pydatetime())
+    markers = [(a.start_ts, _value_at(points, a.start_ts)) for a in anomalies]
+    markers = [(ts, v) for ts, v in markers if v is not None]
+    spans = [(a.start_ts, a.end_ts, a.explanation.get("text") or f"{a.severity} incident") for a in anomalies]
     band: list = []
     model = active_models(detector=detector, series_ids=[series_id]).get(series_id)
     if model is not None and len(values):
         result = algorithm_load(version=model).score_details(values, stamps)
         if result.lower is not None and result.upper is not None:
             band = list(zip(stamps.to_pydatetime(), result.lower.tolist(), result.upper.tolist(), strict=True))
-    return PlotData(points, markers, band)
+    return PlotData(points, markers, band, spans)
+
+
+def _value_at(points: list[tuple[datetime, float]], ts: datetime) -> float | None:
+    """The plotted value at an incident's alarm (its marker), if that point is in the plot."""
+    return next((v for t, v in points if t == ts), None)

@@ -241,8 +241,14 @@ def canonical_labels(labels: dict) -> str:
 # --- points -------------------------------------------------------------------------
 
 
-def point_columns(frame: pd.DataFrame, *, first_row: int, upload_labels: dict, errors: RowErrors) -> PointColumns:
-    """Validate one chunk of long or wide rows; rejected cells go to `errors`."""
+def point_columns(
+    frame: pd.DataFrame, *, first_row: int, upload_labels: dict, errors: RowErrors, latest_us: int | None = None
+) -> PointColumns:
+    """Validate one chunk of long or wide rows; rejected cells go to `errors`.
+
+    `latest_us`: timestamps after it (µs since the epoch) are refused: a point dated in the future would
+    move its series' cursor past every normal point that follows.
+    """
     if frame.empty:
         raise ApplicationError("The upload holds no rows.")
     ts_name = find_ts_column(frame)
@@ -255,6 +261,12 @@ def point_columns(frame: pd.DataFrame, *, first_row: int, upload_labels: dict, e
             "not a timestamp (ISO 8601, epoch seconds or epoch milliseconds)",
             frame[ts_name].to_numpy()[ts_bad],
         )
+    if latest_us is not None:
+        future = ~ts_bad & (ts_us > latest_us)
+        if future.any():
+            errors.add(rows[future], ts_name, "in the future (beyond INGEST_MAX_FUTURE_SECONDS from now)",
+                       frame[ts_name].to_numpy()[future])  # fmt: skip
+            ts_bad = ts_bad | future
     if "metric" in frame.columns:
         return _long_points(frame, ts_name, ts_us, ts_bad, rows, upload_labels, errors)
     if "value" in frame.columns:

@@ -45,11 +45,13 @@ def line_svg(
     *,
     markers: Iterable[tuple[datetime, Number]] | None = None,
     band: Iterable[tuple[datetime, Number, Number]] | None = None,
+    spans: Iterable[tuple[datetime, datetime, str]] | None = None,
     title: str = "",
     width: int = 800,
     height: int = 260,
 ) -> str:
-    """An SVG document: the line of `points`, `markers` as red dots, `band` (ts, lower, upper) shaded behind."""
+    """An SVG document: the line of `points`, `markers` as red dots, `band` (ts, lower, upper) shaded behind,
+    and `spans` (start, end, label): incidents, shaded across the plot's height."""
     markers = [(ts, v) for ts, v in (markers or []) if _finite(v)]
     band = [(ts, lo, hi) for ts, lo, hi in (band or []) if _finite(lo) and _finite(hi)]
     times = [ts.timestamp() for ts, _ in points] + [row[0].timestamp() for row in [*markers, *band]]
@@ -59,6 +61,7 @@ def line_svg(
     if values:
         frame = _frame(times, values, width=width, height=height)
         context.update(_draw(frame, points=points, markers=markers, band=band))
+        context["spans"] = _spans(frame, spans or [])
     return render_to_string("ingestion/plots/line.svg", context)
 
 
@@ -101,6 +104,18 @@ def _draw(frame: _Frame, *, points, markers, band) -> dict:
         "x_labels": _time_labels(frame),
         "point_count": len(points),
     }
+
+
+def _spans(frame: _Frame, spans) -> list[dict]:
+    """Shaded rectangles, clipped to the plot; a span of one point still gets a visible width."""
+    shaded = []
+    for start, end, label in spans:
+        x0 = max(frame.left, frame.x(start.timestamp()))
+        x1 = min(frame.left + frame.width, frame.x(end.timestamp()))
+        if x1 < frame.left or x0 > frame.left + frame.width:
+            continue
+        shaded.append({"x": _px(x0 - 1), "width": _px(max(x1 - x0, 0) + 2), "label": label})
+    return shaded
 
 
 def _line_path(frame: _Frame, points) -> str:

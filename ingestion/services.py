@@ -190,8 +190,11 @@ def _load_points(batch: IngestBatch, chunks) -> IngestBatch:
     try:
         with transaction.atomic():
             loader = PointLoader(batch.dataset)
+            latest_us = int((timezone.now().timestamp() + settings.INGEST_MAX_FUTURE_SECONDS) * 1e6)
             for first_row, frame, labels in chunks():
-                columns = point_columns(frame, first_row=first_row, upload_labels=labels, errors=errors)
+                columns = point_columns(
+                    frame, first_row=first_row, upload_labels=labels, errors=errors, latest_us=latest_us
+                )
                 received += columns.received
                 accepted += len(columns.value)
                 if not (strict and errors.count):  # a strict upload that failed only keeps validating

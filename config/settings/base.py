@@ -100,6 +100,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_UPLOAD_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # How many rejected rows an IngestBatch keeps in full (the count is always exact).
 INGEST_MAX_REPORTED_ERRORS = envint("INGEST_MAX_REPORTED_ERRORS", 100)
+# Points dated more than this after now are refused per row (a clock set wrong must not move cursors).
+INGEST_MAX_FUTURE_SECONDS = envint("INGEST_MAX_FUTURE_SECONDS", 86400)
 
 # --- API tokens --------------------------------------------------------------
 # Lifetime of a new token when none is asked for, and the longest one that may be asked for (days).

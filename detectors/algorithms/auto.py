@@ -12,6 +12,8 @@ earlier rows only. The default set (``features``) is the first four; the others 
 - ``spike``, ``jump``, ``volatility``, ``pattern_long``, ``pattern_shape``: distance from the short
   median, size of the last step, short-window spread, and longer (optionally mean-removed)
   patterns. On NAB these add false alarms more than detections, so they are off by default.
+- ``stuck``: how many rows in a row the value has repeated exactly (a stuck sensor; calibrated like
+  every feature). Off by default: on NAB it alarmed on series whose values repeat now and then.
 - ``window_model``: optionally one machine-learning detector (e.g. ``kmeans``) on window features
   as one more component; with several columns it defaults to ``gmm``, which sees the columns jointly.
 
@@ -43,7 +45,18 @@ from .postprocess import tail_probability, z_prior
 from .rolling import fill_nan, prev_iqr_sigma, prev_median, robust_sigma, scale_floor
 from .seasonality import infer_period, phases, time_origin
 
-FEATURES = ("value", "spike", "shift", "jump", "volatility", "seasonal", "pattern", "pattern_shape", "pattern_long")
+FEATURES = (
+    "value",
+    "spike",
+    "shift",
+    "jump",
+    "volatility",
+    "seasonal",
+    "pattern",
+    "pattern_shape",
+    "pattern_long",
+    "stuck",
+)
 SIGNED = ("value", "spike", "shift", "seasonal")
 SEASONAL_CYCLES = 1
 DEFAULT_FEATURES = ("value", "shift", "seasonal", "pattern")
@@ -69,11 +82,21 @@ class AutoParams:
     features: list = field(default_factory=lambda: list(DEFAULT_FEATURES))
 
 
-def pattern_novelty(z: np.ndarray, length: int, history: int, block: int = 512) -> np.ndarray:
+def stuck_run(x: np.ndarray) -> np.ndarray:
+    """How many rows in a row the value has repeated exactly (0 when it just changed)."""
+    same = np.zeros(len(x), dtype=bool)
+    same[1:] = np.abs(np.diff(x)) <= 1e-12 * np.maximum(np.abs(x[1:]), 1.0)
+    rows = np.arange(len(x))
+    last_change = np.maximum.accumulate(np.where(same, 0, rows))
+    return (rows - last_change).astype(float)
+
+
+def pattern_novelty(z: np.ndarray, length: int, history: int, block: int = 512, start: int = 0) -> np.ndarray:
     """Distance from the window of the last ``length`` values to its nearest earlier window.
 
     Earlier windows are those ending at least ``length`` rows before (no overlap), at most the last
-    ``history`` of them. Rows without a full window or without history score 0.
+    ``history`` of them. Rows without a full window or without history score 0, and so do rows before
+    ``start`` (not computed: the caller does not need them).
     """
     n = len(z)
     out = np.zeros(n)
@@ -81,7 +104,7 @@ def pattern_novelty(z: np.ndarray, length: int, history: int, block: int = 512) 
         return out
     emb = np.lib.stride_tricks.sliding_window_view(z, length)  # emb[j] ends at row j + length - 1
     norms = (emb**2).sum(axis=1)
-    for lo in range(length, len(emb), block):
+    for lo in range(max(length, start - length + 1), len(emb), block):
         hi = min(lo + block, len(emb))
         ref_lo = max(0, lo - length - history)
         ref_hi = hi - length  # candidates for the last query of the block
@@ -97,7 +120,10 @@ def pattern_novelty(z: np.ndarray, length: int, history: int, block: int = 512) 
 
 class AutoDetector(Detector):
     key = "auto"
-    tags = {**Detector.tags, "multivariate": True, "has_expected_band": True, "score_unit": "neglog10p"}
+    tags = {
+        **Detector.tags, "multivariate": True, "has_expected_band": True, "score_unit": "neglog10p",
+        "partial_scoring": True, "keeps_features": True,
+    }  # fmt: skip
     Params = AutoParams
 
     @classmethod
@@ -152,7 +178,7 @@ class AutoDetector(Detector):
         return "seasonal" if err_seasonal < err_level else "level"
 
     # -- score ------------------------------------------------------------------------------------
-    def _features(self, x: np.ndarray, col: dict[str, Any], ph: np.ndarray) -> dict[str, np.ndarray]:
+    def _features(self, x: np.ndarray, col: dict[str, Any], ph: np.ndarray, start: int = 0) -> dict[str, np.ndarray]:
         p = self.p
         floor = col["floor"]
         sig = np.maximum(fill_nan(prev_iqr_sigma(x, p.long_window), col["sigma"]), floor)
@@ -171,6 +197,7 @@ class AutoDetector(Detector):
             "shift": (recent_mean - before) / sig,
             "jump": steps / step_sigma,
             "volatility": vol / vol_ref,
+            "stuck": stuck_run(x),
         }
         if self.period_:
             lagged = self._seasonal_naive(x)
@@ -178,11 +205,12 @@ class AutoDetector(Detector):
             rs = np.maximum(fill_nan(prev_iqr_sigma(resid, p.long_window), col["sigma"]), floor)
             feats["seasonal"] = fill_nan(resid / rs, 0.0)
         if "pattern" in p.features:
-            feats["pattern"] = pattern_novelty(x / max(col["sigma"], floor), p.pattern_length, p.pattern_history)
+            z = x / max(col["sigma"], floor)
+            feats["pattern"] = pattern_novelty(z, p.pattern_length, p.pattern_history, start=start)
         if "pattern_shape" in p.features:
             z = x / max(col["sigma"], floor)
             dev = z - pd.Series(z).rolling(p.pattern_length * 3, min_periods=1).mean().to_numpy()
-            feats["pattern_shape"] = pattern_novelty(dev, p.pattern_length * 3, p.pattern_history)
+            feats["pattern_shape"] = pattern_novelty(dev, p.pattern_length * 3, p.pattern_history, start=start)
         if "pattern_long" in p.features:
             feats["pattern_long"] = pattern_novelty(
                 x / max(col["sigma"], floor), p.pattern_length * 3, p.pattern_history
@@ -219,32 +247,44 @@ class AutoDetector(Detector):
             level = np.where(np.isfinite(lagged), lagged, level)
         return level, sig
 
-    def _score(self, X: np.ndarray, timestamps: pd.DatetimeIndex | None) -> ScoreResult:
+    def _score(
+        self, X: np.ndarray, timestamps: pd.DatetimeIndex | None, exact_from: int = 0, kept: dict | None = None
+    ) -> ScoreResult:
+        """``kept``: {row: its raw feature values from an earlier scoring}, used at those rows instead of the
+        features of the values given (an incident's alarm row, whose value is replaced by normal behaviour
+        but whose surprise the calibration keeps)."""
         p = self.p
+        # Rows before `start` are not needed to score rows from `exact_from` on exactly: their features
+        # only fill the calibration window, so the costly ones are computed from `start` on.
+        start = max(0, exact_from - p.calibration_window)
         ph = phases(len(X), self.period_, timestamps, self.origin_, self.step_)
         names: list[str] = []
-        neglogs: list[np.ndarray] = []
-        prior = z_prior if p.component_prior else None
+        raw: list[np.ndarray] = []
         for c, col in enumerate(self.columns_):
-            feats = self._features(X[:, c], col, ph)
-            for name, values in feats.items():
-                if name.rsplit("_", 1)[0] not in p.features and name not in p.features:
-                    continue
-                prob = tail_probability(values, window=p.calibration_window, prior=prior)
-                neglogs.append(-np.log10(prob))
-                names.append(name if X.shape[1] == 1 else f"{name}[{c}]")
+            for name, values in self._features(X[:, c], col, ph, start=start).items():
+                if name.rsplit("_", 1)[0] in p.features or name in p.features:
+                    raw.append(values)
+                    names.append(name if X.shape[1] == 1 else f"{name}[{c}]")
         if self.model_ is not None:
-            prob = tail_probability(self.model_.score(X, timestamps), window=p.calibration_window)
-            neglogs.append(-np.log10(prob))
+            raw.append(self.model_.score(X, timestamps))
             names.append(self.model_.key)
-        contrib = np.column_stack(neglogs)
+        features = np.column_stack(raw)
+        for row, values in (kept or {}).items():
+            features[row] = values
+        prior = z_prior if p.component_prior else None
+        contrib = np.zeros_like(features)
+        for j, name in enumerate(names):
+            component_prior = None if name == getattr(self.model_, "key", None) else prior
+            contrib[start:, j] = -np.log10(
+                tail_probability(features[start:, j], window=p.calibration_window, prior=component_prior)
+            )
         if p.combine == "max":
             score = np.maximum(contrib.max(axis=1) - np.log10(contrib.shape[1]), 0.0)
         else:
             score = contrib.mean(axis=1)
         expected, sig = self._expected(X[:, 0], self.columns_[0])
         band = p.band_z * sig
-        return ScoreResult(score, expected, expected - band, expected + band, contrib, names)
+        return ScoreResult(score, expected, expected - band, expected + band, contrib, names, features=features)
 
     # -- state ------------------------------------------------------------------------------------
     def _get_state(self) -> dict[str, Any]:

@@ -52,6 +52,7 @@ class ScoreResult:
     upper: np.ndarray | None = None
     contributions: np.ndarray | None = None
     feature_names: list[str] | None = None
+    features: np.ndarray | None = None  # (n, k) raw features before any calibration (detectors that keep them)
 
 
 def jsonable(value: Any) -> Any:
@@ -104,6 +105,8 @@ class Detector(ABC):
         "needs_fit": True,  # fit learns something from the training rows
         "has_expected_band": False,  # ScoreResult carries expected/lower/upper
         "score_unit": "raw",  # "z" (|z-score|), "neglog10p" (-log10 tail probability) or "raw"
+        "partial_scoring": False,  # _score takes exact_from (see score_details)
+        "keeps_features": False,  # _score takes kept rows' raw features and returns them (see score_details)
     }
     Params: ClassVar[type] = NoParams
 
@@ -192,7 +195,14 @@ class Detector(ABC):
         self._fit(filled, ts)
         return self
 
-    def score_details(self, X: Any, timestamps: Any = None) -> ScoreResult:
+    def score_details(
+        self, X: Any, timestamps: Any = None, exact_from: int = 0, kept: dict[int, Any] | None = None
+    ) -> ScoreResult:
+        """Scores and evidence per row. ``exact_from``: the caller needs exact scores only from this row
+        on; earlier rows serve as history, and a detector tagged ``partial_scoring`` may leave their
+        scores approximate to save time. ``kept``: {row: what an earlier scoring measured there}, used at
+        those rows instead of what the values given say: the raw features (``keeps_features``
+        detectors, from ``ScoreResult.features``) or else the raw score."""
         if not hasattr(self, "n_features_in_"):
             raise NotFittedError(f"{type(self).__name__} must be fitted (or loaded with from_state) before scoring")
         data = self._check_X(X, fitting=False)
@@ -201,7 +211,15 @@ class Detector(ABC):
             result = self._as_result(self._score(data, ts), len(data))
             return result
         filled, missing = self._fill(data)
-        result = self._as_result(self._score(filled, ts), len(filled))
+        extra: dict[str, Any] = {}
+        if self.tags.get("partial_scoring") and exact_from:
+            extra["exact_from"] = exact_from
+        if kept and self.tags.get("keeps_features"):
+            extra["kept"] = kept
+        result = self._as_result(self._score(filled, ts, **extra), len(filled))
+        if kept and not self.tags.get("keeps_features"):
+            for row, score in kept.items():
+                result.score[row] = score
         result.score[missing] = 0.0
         return result
 

@@ -18,6 +18,7 @@ def acf(x: np.ndarray, max_lag: int) -> np.ndarray:
 
 
 CALENDAR_PERIODS = (3600.0, 86400.0, 7 * 86400.0)  # hour, day, week in seconds
+MIN_PROMINENCE = 0.1
 
 
 def infer_period(x: np.ndarray, max_period: int | None = None, min_acf: float = 0.3, step: float | None = None) -> int:
@@ -41,16 +42,22 @@ def infer_period(x: np.ndarray, max_period: int | None = None, min_acf: float = 
     if trend_w <= max_period:
         x = x - trend
     r = acf(x, min(2 * max_period, n - 2))
+    dips = np.minimum.accumulate(r)  # dips[k]: the lowest autocorrelation at lags up to k
+
+    def is_peak(lag: int) -> bool:
+        # A local maximum that rises clearly above the dip before it: noise on a smoothly decaying
+        # autocorrelation makes tiny local maxima at short lags that are no season.
+        return r[lag] >= r[lag - 1] and r[lag] >= r[lag + 1] and r[lag] - dips[lag] >= MIN_PROMINENCE
+
     if step:
         calendar = [int(round(c / step)) for c in CALENDAR_PERIODS]
-        calendar = [m for m in calendar if 4 <= m <= max_period and r[m] >= r[m - 1] and r[m] >= r[m + 1]]
+        # Within one row of the calendar period: sampling jitter and noise move the peak by a row.
+        calendar = [m for m in calendar if 4 <= m <= max_period - 1 and is_peak(max((m - 1, m, m + 1), key=r.item))]
         if calendar:
             best_m = max(calendar, key=lambda m: r[m])
             if r[best_m] >= min_acf:
                 return int(best_m)
-    peaks = [
-        lag for lag in range(2, max_period + 1) if r[lag] >= r[lag - 1] and r[lag] >= r[lag + 1] and r[lag] >= min_acf
-    ]
+    peaks = [lag for lag in range(2, max_period + 1) if is_peak(lag) and r[lag] >= min_acf]
     if not peaks:
         return 0
     best = max(peaks, key=lambda lag: r[lag])

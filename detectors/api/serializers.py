@@ -10,7 +10,9 @@ class DetectorSerializer(serializers.ModelSerializer):
         model = Detector
         fields = [
             "id", "dataset", "name", "metric", "label_filter", "algorithm", "params", "sensitivity",
-            "training_points", "schedule_interval", "next_run_at", "realtime", "enabled", "created_at", "updated_at",
+            "training_points", "close_after", "adapt_after", "mask_after", "schedule_interval", "next_run_at",
+            "realtime",
+            "enabled", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["next_run_at", "created_at", "updated_at"]
 
@@ -56,8 +58,8 @@ class AnomalySerializer(serializers.ModelSerializer):
         model = Anomaly
         fields = [
             "id", "detector", "series", "metric", "labels", "record", "model_version", "start_ts", "end_ts",
-            "peak_ts", "value", "expected", "lower", "upper", "score", "severity", "explanation", "review_status",
-            "created_at",
+            "peak_ts", "status", "closed_ts", "close_reason", "last_seen", "points", "value", "expected", "lower",
+            "upper", "score", "severity", "explanation", "review_status", "created_at",
         ]  # fmt: skip
         read_only_fields = fields
 

@@ -17,7 +17,7 @@ from ingestion.models import DatasetKind, Record, Series
 
 EDITABLE_FIELDS = {
     "name", "metric", "label_filter", "algorithm", "params", "sensitivity", "training_points",
-    "schedule_interval", "realtime", "enabled",
+    "close_after", "adapt_after", "mask_after", "schedule_interval", "realtime", "enabled",
 }  # fmt: skip
 
 

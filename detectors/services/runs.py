@@ -10,6 +10,7 @@ import json
 import logging
 from datetime import datetime
 
+import numpy as np
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -19,6 +20,7 @@ from detectors.models import Anomaly, DetectionRun, Detector, ReviewStatus, RunS
 from detectors.selectors import detector_series_ids
 from detectors.services.scoring import chunk_score
 from detectors.services.tables import TableScore, table_score
+from ingestion.bulk import points_read_around
 from ingestion.models import DatasetKind
 
 logger = logging.getLogger(__name__)
@@ -90,11 +92,11 @@ def run_chunk(*, run_id: int, index: int, series_ids: list[int]) -> None:
         )  # fmt: skip
     found = _backtest_events(outcome) if run.trigger == RunTrigger.BACKTEST else []
     done = _count_chunk(run, index, len(series_ids), outcome, found)
-    ids = [a.pk for a in outcome.anomalies_created if a.pk] if persist else []
-    if ids:
-        transaction.on_commit(
-            lambda: signals.anomalies_created.send(sender=DetectionRun, run_id=run_id, anomaly_ids=ids)
-        )
+    if persist:
+        signals.send_after_commit(signals.anomalies_created, sender=DetectionRun, run_id=run_id,
+                                  anomaly_ids=outcome.created_ids)  # fmt: skip
+        signals.send_after_commit(signals.incident_resolved, sender=DetectionRun, run_id=run_id,
+                                  anomaly_ids=outcome.resolved_ids)  # fmt: skip
     if done:
         run_finish(run_id=run_id)
 
@@ -109,8 +111,9 @@ def _backtest_events(outcome) -> list[dict]:
         ]  # fmt: skip
     return [
         {"series": s.series_id, "start_ts": e.start_ts.isoformat(), "end_ts": e.end_ts.isoformat(),
-         "peak_ts": e.peak_ts.isoformat(), "value": e.value, "expected": e.expected, "lower": e.lower,
-         "upper": e.upper, "score": e.score, "severity": e.severity}
+         "peak_ts": e.peak_ts.isoformat(), "points": e.rows, "value": e.value, "expected": e.expected,
+         "lower": e.lower, "upper": e.upper, "score": e.score, "severity": e.severity,
+         "text": e.explanation.get("text", "")}
         for s in outcome.series for e in s.events
     ]  # fmt: skip
 
@@ -118,7 +121,7 @@ def _backtest_events(outcome) -> list[dict]:
 def _count_chunk(run: DetectionRun, index: int, series: int, outcome, found: list[dict]) -> bool:
     """Add the chunk's counts once; True when it was the last chunk of the run."""
     errors = outcome.errors[:MAX_ERRORS_KEPT]
-    anomalies = len(found) or len(outcome.anomalies_created)
+    anomalies = len(found) or len(outcome.created_ids)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -150,10 +153,11 @@ def run_finish(*, run_id: int) -> None:
 
 
 def backtest_metrics(*, run: DetectionRun) -> dict:
-    """Precision, recall and F1 of a backtest's events against the reviewed anomalies in its window.
+    """Precision, recall and F1 of a backtest's incidents against the confirmed ones in its window.
 
-    Confirmed anomalies are the positives. A backtest event counts as a hit when it overlaps one;
-    the metrics exist only when the window holds at least one confirmed anomaly.
+    Per incident: a found incident is a hit when it overlaps a confirmed one, and a confirmed one is caught
+    when a found one overlaps it. Per row (series only): the points inside found incidents against the
+    points inside confirmed ones. The metrics exist only when the window holds a confirmed incident.
     """
     reviewed = Anomaly.objects.filter(detector=run.detector, review_status=ReviewStatus.CONFIRMED)
     if run.window_start is not None:
@@ -171,10 +175,43 @@ def backtest_metrics(*, run: DetectionRun) -> dict:
     overlaps = lambda a, b: a[0] == b[0] and a[1] <= b[2] and b[1] <= a[2]  # noqa: E731
     hits = sum(any(overlaps(f, t) for t in truth) for f in found)
     caught = sum(any(overlaps(t, f) for f in found) for t in truth)
-    precision = hits / len(found) if found else 0.0
-    recall = caught / len(truth)
+    metrics = {"labels": len(truth), **_prf(hits, len(found), caught, len(truth))}
+    if key == "series":
+        metrics["rows"] = _row_metrics(run, found, truth)
+    return metrics
+
+
+def _prf(hits: int, found: int, caught: int, truth: int) -> dict:
+    precision = hits / found if found else 0.0
+    recall = caught / truth if truth else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"labels": len(truth), "precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4)}
+    return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4)}
+
+
+def _row_metrics(run: DetectionRun, found: list[tuple], truth: list[tuple]) -> dict:
+    """Point-wise precision, recall and F1 over the backtest window's points (one packed read)."""
+    series_ids = sorted({sid for sid, _, _ in found + truth})
+    start = run.window_start or min(t[1] for t in truth + found)
+    arrays = points_read_around(series_ids=series_ids, starts=[start] * len(series_ids), end=run.window_end)
+    tp = fp = fn = 0
+    for sid, (ts_us, _) in arrays.split().items():
+        predicted, actual = _inside(ts_us, found, sid), _inside(ts_us, truth, sid)
+        tp += int((predicted & actual).sum())
+        fp += int((predicted & ~actual).sum())
+        fn += int((~predicted & actual).sum())
+    return _prf(tp, tp + fp, tp, tp + fn)
+
+
+def _inside(ts_us: np.ndarray, spans: list[tuple], series_id: int) -> np.ndarray:
+    mask = np.zeros(len(ts_us), dtype=bool)
+    for sid, lo, hi in spans:
+        if sid == series_id:
+            mask[np.searchsorted(ts_us, _us(lo)) : np.searchsorted(ts_us, _us(hi), side="right")] = True
+    return mask
+
+
+def _us(ts: datetime) -> int:
+    return int(round(ts.timestamp() * 1e6))
 
 
 def run_fail(*, run_id: int, error: str) -> None:
@@ -193,9 +230,9 @@ def detectors_dispatch_due(*, now: datetime | None = None) -> list[int]:
     """
     now = now or timezone.now()
     started = []
-    due = Detector.objects.filter(
-        enabled=True, schedule_interval__isnull=False, next_run_at__lte=now, dataset__kind=DatasetKind.TIMESERIES
-    ).select_related("dataset")
+    due = Detector.objects.filter(enabled=True, schedule_interval__isnull=False, next_run_at__lte=now).select_related(
+        "dataset"
+    )
     for detector in due:
         claimed = Detector.objects.filter(pk=detector.pk, next_run_at=detector.next_run_at).update(
             next_run_at=now + detector.schedule_interval

@@ -1,9 +1,11 @@
-"""Scoring a chunk of series: one query in, numpy through the algorithm, anomalies out in bulk.
+"""Scoring a chunk of series: one query in, numpy through the algorithm, incidents out in bulk.
 
-Per series the points read are: its latest `training_points` points before the scoring start (the
-history), then the points to score. The history fits a model when the series has none (or when a
-backfill must not use a model fitted on later data) and always warms up the score calibration, so the
-first scored point is judged against the series' own past, never against its future.
+Per series the points read are: the history before the scoring start (the model's declared context, at
+least `training_points`, and back to the alarm of an incident still open), then the points to score. The
+history fits a model when the series has none (or when a backfill must not use a model fitted on later
+data) and always warms up the score calibration, so a point gets the score a backfill or `score_csv`
+gives it with the same model. Incidents stored by earlier runs are masked in that history as they were
+when found, and an open one is followed on: it is extended, or it closes.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from datetime import datetime, timedelta
 
 import numpy as np
 from django.db import connection, transaction
+from django.utils import timezone
 
-from detectors.algorithms.postprocess import Event, detect
-from detectors.models import Anomaly, Detector, ModelVersion, SeriesCursor
+from detectors.algorithms.incidents import Prior, Progress, Reference
+from detectors.algorithms.postprocess import Event, detect, sensitivity_threshold
+from detectors.models import Anomaly, Detector, IncidentStatus, ModelVersion, SeriesCursor
+from detectors.services.incidents import incidents_insert, incidents_overlapping, open_incidents
 from detectors.services.modelling import (
     MIN_TRAINING_POINTS,
     FittedModel,
@@ -44,13 +49,15 @@ class SeriesScore:
     model: ModelVersion | None = None
     new_model: FittedModel | None = None  # fitted in this chunk, stored with the others in one go
     last_ts: datetime | None = None
+    resumed: Anomaly | None = None  # the stored open incident this run followed on
     error: str = ""
 
 
 @dataclass
 class ChunkScore:
     series: list[SeriesScore]
-    anomalies_created: list[Anomaly] = field(default_factory=list)
+    created_ids: list[int] = field(default_factory=list)  # incidents stored by this chunk
+    resolved_ids: list[int] = field(default_factory=list)  # incidents that closed in this chunk
 
     @property
     def points_scored(self) -> int:
@@ -59,6 +66,10 @@ class ChunkScore:
     @property
     def errors(self) -> list[str]:
         return [f"series {s.series_id}: {s.error}" for s in self.series if s.error]
+
+    @property
+    def incidents_found(self) -> int:
+        return sum(1 for s in self.series for e in s.events if not e.resumed)
 
 
 def chunk_score(
@@ -77,23 +88,35 @@ def chunk_score(
     A start of None without cursors means from each series' first point.
 
     refit: fit a fresh model on the history before `start` instead of the active one (backfills and
-    backtests must not use a model that has seen the future). persist: store models, anomalies and
+    backtests must not use a model that has seen the future). persist: store models, incidents and
     cursors (False for backtests).
     """
     starts = _cursor_starts(detector, series_ids) if from_cursors else [start] * len(series_ids)
     models = active_models(detector=detector, series_ids=series_ids)
-    arrays = points_read_around(series_ids=series_ids, starts=starts, end=end, history=detector.training_points)
+    usable = {
+        sid: algorithm_load(version=m)
+        for sid, m in models.items()
+        if not refit and model_is_current(version=m, detector=detector)
+    }
+    follow = persist and not refit  # backfills and backtests judge their window afresh
+    open_now = open_incidents(detector=detector, series_ids=series_ids) if follow else {}
+    read_from = [_earliest(s, open_now.get(sid)) for sid, s in zip(series_ids, starts, strict=True)]
+    context = max([detector.training_points, *(f.context_size for f in usable.values())])
+    arrays = points_read_around(series_ids=series_ids, starts=read_from, end=end, history=context)
     points = arrays.split()
+    earlier = incidents_overlapping(detector=detector, points=points) if follow else {}
     results = []
     for series_id, score_from in zip(series_ids, starts, strict=True):
         ts_us, values = points.get(series_id, (np.empty(0, np.int64), np.empty(0)))
         model = models.get(series_id)
-        usable = model is not None and not refit and model_is_current(version=model, detector=detector)
         # A new model is stored when the series has none or the detector's algorithm changed; a refit
         # for a backfill over a series that has a current model stays temporary.
         keep_new = persist and (model is None or not model_is_current(version=model, detector=detector))
         try:
-            result = _score_series(detector, series_id, ts_us, values, score_from, model if usable else None)
+            result = _score_series(
+                detector, series_id, ts_us, values, score_from, model, usable.get(series_id),
+                earlier.get(series_id, []),
+            )  # fmt: skip
         except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
             logger.warning("series scoring failed", extra={"detector": detector.pk, "series": series_id})
             result = SeriesScore(series_id=series_id, error=f"{type(exc).__name__}: {exc}")
@@ -106,76 +129,133 @@ def chunk_score(
         for result in results:
             result.model = stored.get(result.series_id, result.model)
         with transaction.atomic():
-            outcome.anomalies_created = _store_anomalies(detector, results, run_id)
+            outcome.created_ids, outcome.resolved_ids = _store_incidents(detector, results, run_id)
             _advance_cursors(detector, results)
     return outcome
 
 
-def _score_series(detector, series_id, ts_us, values, score_from, model) -> SeriesScore:
+def _earliest(start: datetime | None, incident: Anomaly | None) -> datetime | None:
+    """Read from the alarm of a still open incident, so its whole extent is at hand."""
+    if incident is None or start is None:
+        return start
+    return min(start, incident.start_ts)
+
+
+def _score_series(detector, series_id, ts_us, values, score_from, model, fitted, incidents) -> SeriesScore:
     outcome = SeriesScore(series_id=series_id)
     if not len(ts_us):
         return outcome
     n_history = int(np.searchsorted(ts_us, _us(score_from))) if score_from is not None else 0
     first_scored = n_history
-    if model is None:
+    threshold = model.threshold if fitted is not None else sensitivity_threshold(detector.sensitivity)
+    if fitted is None:
         train = n_history if n_history >= MIN_TRAINING_POINTS else _training_rows(len(ts_us))
         if train > len(ts_us):
             return outcome  # too few points to learn from yet; the cursor waits
         fitted = algorithm_fit(detector=detector, values=values[:train], timestamps=timestamps_from_us(ts_us[:train]))
         outcome.new_model = FittedModel(series_id, fitted, ts_us[:train], train)
         first_scored = max(first_scored, train)
-    else:
-        fitted = algorithm_load(version=model)
+        incidents = []  # a fresh model judges its window afresh
     outcome.model = model
     outcome.last_ts = utc_from_us(ts_us[-1])
     if first_scored >= len(ts_us):
         return outcome
+    priors = [_prior(incident, ts_us) for incident in incidents]
     result = detect(
-        fitted, values, timestamps_from_us(ts_us), sensitivity=detector.sensitivity, alarm_from=first_scored
-    )
+        fitted, values, timestamps_from_us(ts_us), threshold=threshold, alarm_from=first_scored,
+        close_after=detector.close_after, adapt_after=detector.adapt_after, mask_after=detector.mask_after,
+        priors=[p for p in priors if p is not None],
+    )  # fmt: skip
     outcome.events = result.events
+    outcome.resumed = next((i for i in incidents if i.status == IncidentStatus.OPEN), None)
     outcome.points_scored = len(ts_us) - first_scored
     return outcome
+
+
+def _row(ts_us: np.ndarray, ts: datetime) -> int:
+    return int(np.searchsorted(ts_us, _us(ts)))
+
+
+def _prior(incident: Anomaly, ts_us: np.ndarray) -> Prior | None:
+    """A stored incident as the algorithm's Prior, its rows numbered within the points read."""
+    state = incident.state or {}
+    if "reference" not in state:
+        return None  # stored before incidents had a reference: nothing to mask it with
+    start = _row(ts_us, incident.start_ts)
+    if start == 0 and _us(incident.start_ts) < ts_us[0]:
+        step = float(np.median(np.diff(ts_us))) if len(ts_us) > 1 else 1.0
+        start = -round((ts_us[0] - _us(incident.start_ts)) / step)  # before the points read: keep its phase
+    reference = Reference.from_state(state["reference"], onset=start)
+    if incident.status == IncidentStatus.CLOSED:
+        return Prior(
+            start, reference, _row(ts_us, incident.closed_ts), end=_row(ts_us, incident.end_ts),
+            level_offset=state.get("level_offset"), onset_kept=state.get("onset_kept"),
+        )  # fmt: skip
+    progress = state["progress"]
+    next_row = int(np.searchsorted(ts_us, _us(incident.last_seen), side="right"))
+    best_row = _row(ts_us, utc_from_us(progress["best_us"]))
+    progress = Progress(next_row, progress["total"], progress["best"], best_row)
+    end = _row(ts_us, incident.end_ts)
+    return Prior(start, reference, None, end=end, progress=progress, onset_kept=state.get("onset_kept"))
 
 
 def _training_rows(n: int) -> int:
     return max(MIN_TRAINING_POINTS, int(TRAINING_FRACTION * n))
 
 
-def _store_anomalies(detector: Detector, results: list[SeriesScore], run_id: int | None) -> list[Anomaly]:
-    """Insert the events as anomalies; one already stored (same series and start) is left alone."""
-    candidates = [_anomaly(detector, result, event, run_id) for result in results for event in result.events]
-    if not candidates:
-        return []
-    existing = set(
-        Anomaly.objects.filter(
-            detector=detector,
-            series_id__in={a.series_id for a in candidates},
-            start_ts__in={a.start_ts for a in candidates},
-        ).values_list("series_id", "start_ts")
-    )
-    fresh = [a for a in candidates if (a.series_id, a.start_ts) not in existing]
-    Anomaly.objects.bulk_create(fresh, ignore_conflicts=True)  # a concurrent rerun may have won the race
-    return fresh
+def _store_incidents(detector: Detector, results: list[SeriesScore], run_id: int | None) -> tuple[list, list]:
+    """Insert new incidents and update the followed ones; returns (created ids, resolved ids)."""
+    new, resolved = [], []
+    for result in results:
+        for event in result.events:
+            if event.resumed and result.resumed is not None:
+                if _incident_update(result.resumed, event, result.last_ts):
+                    resolved.append(result.resumed.pk)
+            elif not event.resumed:
+                new.append(_incident(detector, result, event, run_id))
+    created = incidents_insert(incidents=new)
+    resolved += [incident.pk for incident in created if incident.status == IncidentStatus.CLOSED]
+    return [incident.pk for incident in created], resolved
 
 
-def _anomaly(detector: Detector, result: SeriesScore, event: Event, run_id: int | None) -> Anomaly:
+def _incident_fields(event: Event, last_ts: datetime | None) -> dict:
+    closed = event.closed_at is not None
+    state = {"reference": event.reference.to_state()}
+    if event.level_offset is not None:
+        state["level_offset"] = event.level_offset
+    if event.onset_kept is not None:
+        state["onset_kept"] = event.onset_kept
+    if not closed:  # the end so far is where its evidence peaked: enough to follow it on
+        progress = event.progress
+        state["progress"] = {"total": progress.total, "best": progress.best, "best_us": _us(event.end_ts)}
+    return {
+        "end_ts": event.end_ts.to_pydatetime(), "peak_ts": event.peak_ts.to_pydatetime(), "value": event.value,
+        "expected": event.expected, "lower": event.lower, "upper": event.upper, "score": event.score,
+        "severity": event.severity, "explanation": event.explanation,
+        "status": IncidentStatus.CLOSED if closed else IncidentStatus.OPEN,
+        "closed_ts": event.closed_ts.to_pydatetime() if closed else None,
+        "close_reason": event.close_reason or "",
+        "last_seen": event.closed_ts.to_pydatetime() if closed else last_ts,
+        "state": state,
+    }  # fmt: skip
+
+
+def _incident(detector: Detector, result: SeriesScore, event: Event, run_id: int | None) -> Anomaly:
     return Anomaly(
-        detector=detector,
-        series_id=result.series_id,
-        model_version=result.model,
-        run_id=run_id,
-        start_ts=event.start_ts.to_pydatetime(),
-        end_ts=event.end_ts.to_pydatetime(),
-        peak_ts=event.peak_ts.to_pydatetime(),
-        value=event.value,
-        expected=event.expected,
-        lower=event.lower,
-        upper=event.upper,
-        score=event.score,
-        severity=event.severity,
-        explanation=event.explanation,
+        detector=detector, series_id=result.series_id, model_version=result.model, run_id=run_id,
+        start_ts=event.start_ts.to_pydatetime(), points=event.rows, **_incident_fields(event, result.last_ts),
+    )  # fmt: skip
+
+
+def _incident_update(incident: Anomaly, event: Event, last_ts: datetime | None) -> bool:
+    """Extend or close a stored open incident; True when it closed."""
+    fields = _incident_fields(event, last_ts)
+    fields["points"] = event.rows
+    fields["score"] = max(event.score, incident.score)
+    updated = Anomaly.objects.filter(pk=incident.pk, status=IncidentStatus.OPEN).update(
+        **fields, updated_at=timezone.now()
     )
+    return bool(updated) and fields["status"] == IncidentStatus.CLOSED
 
 
 def _cursor_starts(detector: Detector, series_ids: list[int]) -> list[datetime | None]:
@@ -212,5 +292,5 @@ def _after(ts: datetime | None) -> datetime | None:
     return None if ts is None else ts + ONE_US
 
 
-def _us(ts: datetime) -> int:
-    return int(round(ts.timestamp() * 1e6))
+def _us(ts) -> int:
+    return int(round(ts.timestamp() * 1e6)) if not hasattr(ts, "value") else int(ts.value // 1000)

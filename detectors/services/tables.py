@@ -17,7 +17,8 @@ from django.db.models import F
 from django.db.models.functions import Coalesce, Greatest
 
 from detectors.algorithms.postprocess import calibrate, sensitivity_threshold, severity_of, to_anomaly_score
-from detectors.models import Anomaly, Detector
+from detectors.models import Anomaly, CloseReason, Detector, IncidentStatus
+from detectors.services.incidents import incidents_insert
 from detectors.services.modelling import (
     MIN_TRAINING_POINTS,
     FittedModel,
@@ -36,8 +37,16 @@ MAX_EXPLAINED_FEATURES = 5
 @dataclass
 class TableScore:
     points_scored: int = 0
-    anomalies_created: list[Anomaly] = field(default_factory=list)
+    anomalies_created: list[Anomaly] = field(default_factory=list)  # stored, or only found (backtests)
     errors: list[str] = field(default_factory=list)
+
+    @property
+    def created_ids(self) -> list[int]:
+        return [a.pk for a in self.anomalies_created if a.pk]
+
+    @property
+    def resolved_ids(self) -> list[int]:
+        return self.created_ids  # a record's incident opens and closes with it
 
 
 def _records(detector: Detector):
@@ -91,7 +100,7 @@ def table_score(
     outcome = TableScore(points_scored=len(rows) - first_scored)
     if persist:
         with transaction.atomic():
-            outcome.anomalies_created = _store(detector, anomalies)
+            outcome.anomalies_created = incidents_insert(incidents=anomalies)
             last = max(row["pk"] for row in rows[first_scored:])
             Detector.objects.filter(pk=detector.pk).update(
                 record_cursor=Greatest(Coalesce(F("record_cursor"), 0), last)
@@ -113,16 +122,6 @@ def _anomaly(detector, row, details, i, score, probability, model, run_id) -> An
     return Anomaly(
         detector=detector, record_id=row["pk"], model_version=model, run_id=run_id, start_ts=row["at"],
         end_ts=row["at"], peak_ts=row["at"], value=row["features"], score=float(score),
-        severity=severity_of(float(probability)), explanation=explanation,
+        severity=severity_of(float(probability)), explanation=explanation, status=IncidentStatus.CLOSED,
+        closed_ts=row["at"], last_seen=row["at"], close_reason=CloseReason.RECOVERED, points=1,
     )  # fmt: skip
-
-
-def _store(detector: Detector, anomalies: list[Anomaly]) -> list[Anomaly]:
-    existing = set(
-        Anomaly.objects.filter(detector=detector, record_id__in=[a.record_id for a in anomalies]).values_list(
-            "record_id", flat=True
-        )
-    )
-    fresh = [a for a in anomalies if a.record_id not in existing]
-    Anomaly.objects.bulk_create(fresh, ignore_conflicts=True)
-    return fresh

@@ -47,7 +47,8 @@ def test_it_creates_a_detector_through_the_admin_form(admin_client, spiky_datase
     response = admin_client.post(
         "/admin/detectors/detector/add/",
         {"dataset": spiky_dataset.pk, "name": "from admin", "enabled": "on", "metric": "", "label_filter": "{}",
-         "algorithm": "mad", "params": "{}", "sensitivity": "0.5", "training_points": "500",
+         "algorithm": "mad", "params": "{}", "sensitivity": "0.5", "training_points": "500", "close_after": "10",
+         "adapt_after": "0", "mask_after": "0",
          "schedule_interval": "", "realtime": ""},
     )  # fmt: skip
     assert response.status_code == 302, response.content.decode()[:2000]

@@ -43,7 +43,7 @@ def test_score_csv_writes_a_calibrated_score_per_row(tmp_path):
     call_command("score_csv", str(tmp_path / "in.csv"), "--out", str(tmp_path / "out.csv"), "--algorithm", "zscore",
                  "--train-rows", "500")  # fmt: skip
     out = pd.read_csv(tmp_path / "out.csv")
-    assert list(out.columns) == ["timestamp", "anomaly_score", "anomaly"] and len(out) == len(source)
+    assert list(out.columns) == ["timestamp", "anomaly_score", "anomaly", "alarm"] and len(out) == len(source)
     assert out["anomaly_score"].between(0, 1).all()
     assert out["anomaly_score"].idxmax() == 1200 and out.loc[1200, "anomaly"] == 1
     assert out.loc[:499, "anomaly"].sum() == 0  # training rows raise no alarm
@@ -100,5 +100,46 @@ def test_score_csv_auto_sees_a_broken_relation_between_columns(tmp_path):
     pd.DataFrame({"timestamp": stamps, "a": a, "b": b}).to_csv(tmp_path / "in.csv", index=False)
     call_command("score_csv", str(tmp_path / "in.csv"), "--out", str(tmp_path / "out.csv"), "--train-rows", "1000")
     out = pd.read_csv(tmp_path / "out.csv")
-    assert out["anomaly_score"].idxmax() == 1500 and out.loc[1500, "anomaly"] == 1
-    assert out["anomaly"].sum() <= 3
+    assert out["anomaly_score"].idxmax() == 1500 and out.loc[1500, "alarm"] == 1
+    assert out["alarm"].sum() == 1 and out["anomaly"].sum() <= 5  # one short incident
+
+
+def daily_sine(n=3000, seed=0):
+    rng = np.random.default_rng(seed)
+    stamps = pd.date_range("2024-01-01", periods=n, freq="5min", tz="UTC")
+    return stamps, 10 * np.sin(2 * np.pi * np.arange(n) / 288) + rng.normal(0, 1, n)
+
+
+def score_file(tmp_path, stamps, values, *args):
+    pd.DataFrame({"timestamp": stamps, "v": values}).to_csv(tmp_path / "in.csv", index=False)
+    call_command("score_csv", str(tmp_path / "in.csv"), "--out", str(tmp_path / "out.csv"), "--train-rows", "600",
+                 *args)  # fmt: skip
+    return pd.read_csv(tmp_path / "out.csv")
+
+
+def test_score_csv_marks_every_row_of_a_lasting_level_shift(tmp_path):
+    stamps, values = daily_sine()
+    values[1500:1900] += 10
+    out = score_file(tmp_path, stamps, values)
+    inside = out.loc[1500:1899, "anomaly"]
+    assert inside.mean() >= 0.98
+    assert out.loc[1500:1899, "alarm"].sum() == 1 and out.loc[1500, "alarm"] == 1  # one incident, one alarm
+    assert out["anomaly"].sum() - inside.sum() <= 20  # it closes soon after the series is back
+
+
+def test_score_csv_finds_a_second_deviation_after_a_spike_and_no_echo_a_day_later(tmp_path):
+    stamps, values = daily_sine()
+    values[1500] += 40
+    values[1520] -= 20
+    values[1545] -= 20
+    out = score_file(tmp_path, stamps, values, "--mask-after", "1")
+    assert out.loc[[1500, 1520, 1545], "alarm"].tolist() == [1, 1, 1]  # nothing holds the dips back
+    assert out.loc[1500 + 288 - 5 : 1500 + 288 + 5, "anomaly"].sum() == 0  # the spike did not become "normal"
+
+
+def test_score_csv_closes_a_lasting_change_as_the_new_normal_when_asked(tmp_path):
+    stamps, values = daily_sine()
+    values[1500:] += 10
+    out = score_file(tmp_path, stamps, values, "--adapt-after", "100")
+    assert out.loc[1500:1599, "anomaly"].all() and out.loc[1500, "alarm"] == 1
+    assert out.loc[1650:, "anomaly"].sum() <= 20  # the new level is normal from then on

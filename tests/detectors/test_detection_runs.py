@@ -72,6 +72,8 @@ def test_it_backtests_without_storing_and_scores_against_labels(dataset):
     assert Anomaly.objects.count() == stored_before
     assert len(run.result["anomalies"]) == run.anomalies_found > 0
     assert run.result["metrics"]["recall"] == 1.0 and run.result["metrics"]["labels"] == stored_before
+    rows = run.result["metrics"]["rows"]  # the same, point by point
+    assert rows["recall"] > 0.9 and 0 < rows["precision"] <= 1
 
 
 def test_it_fails_the_run_when_a_chunk_fails_for_good(dataset):

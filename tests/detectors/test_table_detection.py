@@ -50,3 +50,16 @@ def test_it_scores_only_new_records_on_later_runs(table):
 def test_it_refuses_a_series_algorithm_on_a_table(table):
     with pytest.raises(ApplicationError, match="table dataset needs"):
         detector_create(dataset=table, name="bad", algorithm="zscore")
+
+
+def test_a_scheduled_table_detector_runs_on_schedule(table):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from detectors.models import DetectionRun
+    from detectors.services.runs import detectors_dispatch_due
+
+    detector = detector_create(dataset=table, name="orders", algorithm="gmm", schedule_interval=timedelta(minutes=5))
+    started = detectors_dispatch_due(now=timezone.now() + timedelta(minutes=6))
+    assert DetectionRun.objects.filter(pk__in=started, detector=detector, trigger=RunTrigger.SCHEDULE).exists()

@@ -273,3 +273,13 @@ def test_it_checks_a_few_old_points_against_a_long_history(owner_client, team, p
     updated = 1 if policy == DuplicatePolicy.OVERWRITE else 0
     assert (body["inserted"], body["updated"], body["duplicate"]) == (1, updated, 3 - updated)
     assert Series.objects.get(dataset=dataset).point_count == 20_001
+
+
+def test_it_refuses_points_dated_in_the_future_row_by_row(owner_client, dataset):
+    text = "metric,ts,value\ncpu,2024-01-01T00:00:00Z,1\ncpu,2999-01-01T00:00:00Z,2\n"
+    response = post_csv(owner_client, dataset, text, mode="partial")
+    assert response.status_code == 201
+    body = response.json()
+    assert (body["inserted"], body["rejected"]) == (1, 1)
+    assert body["errors"][0]["row"] == 2 and "future" in body["errors"][0]["message"]
+    assert Series.objects.get(dataset=dataset).last_ts.year == 2024

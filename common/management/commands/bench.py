@@ -13,6 +13,7 @@ BENCHMARKS = {
     "ingest": "ingestion.benchmarks:bench_ingest",
     "nab": "detectors.benchmarks:bench_nab",
     "detect": "detectors.benchmarks:bench_detect",
+    "extents": "detectors.benchmarks:bench_extents",
 }
 
 

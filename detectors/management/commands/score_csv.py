@@ -1,7 +1,7 @@
 """manage.py score_csv PATH --out OUT.csv: score a CSV file with any algorithm, no dataset needed.
 
 The same code the platform's detectors run (fit on the training rows, score every later row causally
-in file order, calibrate, threshold), only without the database.
+in file order, calibrate, threshold, follow each incident to its end), only without the database.
 """
 
 from __future__ import annotations
@@ -12,18 +12,19 @@ import numpy as np
 import pandas as pd
 from django.core.management.base import BaseCommand, CommandError
 
+from detectors.algorithms.incidents import DEFAULT_CLOSE_AFTER
 from detectors.algorithms.params import ParamsError
-from detectors.algorithms.postprocess import DEFAULT_SENSITIVITY, detect
+from detectors.algorithms.postprocess import DEFAULT_SENSITIVITY
 from detectors.algorithms.registry import algorithm_keys, get_algorithm
+from detectors.services.files import TRAIN_FRACTION, score_values
 from ingestion.parsers import TS_COLUMNS
-
-DEFAULT_TRAIN_FRACTION = 0.15
 
 
 class Command(BaseCommand):
     help = (
         "Score a CSV of a timestamp column and one or more numeric columns; several columns are scored "
-        "together (multivariate). Writes timestamp, anomaly_score (0-1, calibrated) and anomaly (0/1)."
+        "together (multivariate). Writes timestamp, anomaly_score (0-1, calibrated), anomaly (1 on every row "
+        "inside an incident) and alarm (1 on the row that opened it)."
     )
 
     def add_arguments(self, parser):
@@ -35,6 +36,18 @@ class Command(BaseCommand):
         train.add_argument("--train-rows", type=int, help="fit on the first N rows (default: 15%% of the file)")
         train.add_argument("--train", help="fit on this CSV (same columns) instead; every input row is scored")
         parser.add_argument("--sensitivity", type=float, default=DEFAULT_SENSITIVITY, help="0-1 (default 0.5)")
+        parser.add_argument(
+            "--close-after", type=int, default=DEFAULT_CLOSE_AFTER,
+            help=f"an incident closes after about this many rows back inside its band (default {DEFAULT_CLOSE_AFTER})",
+        )  # fmt: skip
+        parser.add_argument(
+            "--adapt-after", type=int, default=0,
+            help="an incident still open after this many rows closes and its level becomes normal (0: never)",
+        )  # fmt: skip
+        parser.add_argument(
+            "--mask-after", type=int, default=0,
+            help="incidents at least this many rows long are kept out of what the detector learns (0: none)",
+        )  # fmt: skip
 
     def handle(self, *args, **options):
         if not 0 <= options["sensitivity"] <= 1:
@@ -47,10 +60,15 @@ class Command(BaseCommand):
             stamps = pd.concat([train_stamps, stamps], ignore_index=True)
             values = pd.concat([train_values, values], ignore_index=True)
         params = self._params(options["algorithm"], options["params"], multivariate=values.shape[1] > 1)
+        if options["close_after"] < 1 or options["adapt_after"] < 0:
+            raise CommandError("--close-after must be at least 1 and --adapt-after at least 0")
         try:
-            result = detect(
-                options["algorithm"], values.to_numpy(float) if values.shape[1] > 1 else values.iloc[:, 0].to_numpy(),
-                timestamps=stamps, train_size=train_rows, sensitivity=options["sensitivity"], params=params,
+            result = score_values(
+                values.to_numpy(float) if values.shape[1] > 1 else values.iloc[:, 0].to_numpy(), stamps,
+                algorithm=options["algorithm"], params=params, sensitivity=options["sensitivity"],
+                train_rows=train_rows, columns=[str(c) for c in values.columns],
+                close_after=options["close_after"], adapt_after=options["adapt_after"],
+                mask_after=options["mask_after"],
             )  # fmt: skip
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
@@ -58,13 +76,16 @@ class Command(BaseCommand):
         out = pd.DataFrame({
             ts_name: stamps.iloc[first:].dt.strftime("%Y-%m-%dT%H:%M:%S%z").to_numpy(),
             "anomaly_score": np.round(result.anomaly_score[first:], 6) + 0.0,  # no "-0.0"
-            "anomaly": result.is_anomaly[first:].astype(int),
+            "anomaly": result.in_incident[first:].astype(int),
+            "alarm": result.is_anomaly[first:].astype(int),
         })  # fmt: skip
         out.to_csv(options["out"], index=False)
         self.stdout.write(
             f"{len(out):,} rows scored with {options['algorithm']} on {values.shape[1]} column(s); "
-            f"{int(out['anomaly'].sum())} anomalies, {len(result.events)} events -> {options['out']}"
+            f"{len(result.events)} incidents covering {int(out['anomaly'].sum()):,} rows -> {options['out']}"
         )
+        for event in result.events[:20]:
+            self.stdout.write(f"  {event.start_ts}: {event.explanation.get('text', '')}")
 
     @staticmethod
     def _read(path: str, columns: list[str] | None = None) -> tuple[pd.Series, pd.DataFrame, str]:
@@ -92,7 +113,7 @@ class Command(BaseCommand):
     def _train_rows(options, n: int) -> int:
         if options["train"]:
             return 0  # set after the training file is read
-        rows = options["train_rows"] or max(1, int(DEFAULT_TRAIN_FRACTION * n))
+        rows = options["train_rows"] or max(1, int(TRAIN_FRACTION * n))
         if not 1 <= rows < n:
             raise CommandError(f"--train-rows must be between 1 and {n - 1}")
         return rows

@@ -76,7 +76,8 @@ def test_it_reports_an_event_with_expectation_and_explanation():
     assert event.lower < event.expected < event.upper < event.value
     assert event.severity in {"high", "critical"}
     assert event.peak_ts == ts[1500]
-    assert event.explanation["kind"] == "expectation"
+    assert event.explanation["shape"] == "spike"
+    assert event.explanation["text"].endswith("a spike.")
     assert event.explanation["features"]
     json.dumps(event.explanation)
 
@@ -86,7 +87,7 @@ def test_it_explains_feature_models_by_feature():
     values[1200] -= 12
     result = detect("isolation_forest", values, ts, train_size=500)
     (event,) = [e for e in result.events if e.start <= 1200 <= e.end]
-    assert event.expected is None
+    assert event.value < event.lower < event.expected < event.upper  # the band every incident is judged by
     top = next(iter(event.explanation["features"]))
     assert top in {"value", "dev_from_mean", "change_1", "rolling_std"}
 

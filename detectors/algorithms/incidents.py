@@ -1,0 +1,367 @@
+"""Incidents: an alarm opens one, and it stays open as long as the data stays away from normal.
+
+Normal is frozen at the alarm row ``s`` from the rows before it (already cleaned of earlier incidents),
+per column:
+
+- reference: with a seasonal period ``m``, the median of the same phase in the last ``REFERENCE_CYCLES``
+  cycles, repeated; without one, the median of the last ``LEVEL_ROWS`` rows;
+- spread: the robust spread of that reference's errors, measured on the stretch before ``s`` by freezing it
+  at earlier rows, as a function of the lead time (so the band of a series that wanders widens the longer
+  the incident lasts, and that of a stationary series does not);
+- flat: a row that repeats the previous value exactly, where repeats were rare before ``s``, or whose
+  recent spread falls far below anything seen before ``s``, is flat (a stuck sensor).
+
+Each row from ``s`` on adds evidence ``min(|r|, EVIDENCE_CAP) - EVIDENCE_OFFSET`` where ``r`` is its
+distance from the reference in scale units (the largest over columns): about -1 per row of normal data and
+positive for rows two scales or more away. A flat row adds +1, and a row the detector itself still scores
+above the threshold adds evidence in proportion. The incident ends at the row where the running sum of
+evidence peaks, and it closes once the sum has fallen ``close_after`` below that peak: after about
+``close_after`` rows back inside the band. With ``adapt_after`` > 0, an incident still open that many rows
+after its alarm closes as "rebaselined": its level becomes the new normal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .rolling import IQR_TO_SIGMA, scale_floor
+
+REFERENCE_CYCLES = 3
+LEVEL_ROWS = 20
+SCALE_ROWS = 400  # the stretch before the alarm whose spread tells what "flat" is
+MAX_LEAD = 400  # the reference's errors are measured at leads up to this many rows
+LEAD_BUCKETS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 400)
+ORIGIN_STEP = 5
+MIN_BUCKET_ERRORS = 10
+EVIDENCE_CAP = 10.0
+EVIDENCE_OFFSET = 1.8  # E|r| = 0.8 for normal rows, so each adds about -1
+FLAT_WINDOW = 10
+FLAT_RATIO = 0.1  # a row is flat when its recent spread is below this share of the usual spread
+RARE_REPEATS = 0.02  # below this share of exact repeats before the alarm, a repeated value means stuck
+DEFAULT_CLOSE_AFTER = 10
+SEARCH_BLOCK = 512
+
+RECOVERED = "recovered"
+REBASELINED = "rebaselined"
+
+
+@dataclass
+class Reference:
+    """Normal behaviour frozen at an alarm: a repeating profile per column and its scale."""
+
+    onset: int
+    profile: np.ndarray  # (m or 1, d): the value expected at onset + k is profile[k % len(profile)]
+    scales: np.ndarray  # (MAX_LEAD, d): the spread of the reference's errors k rows after the onset
+    growth: np.ndarray  # (d,) whether that spread kept growing with the lead (then it grows on beyond)
+    flat_spread: np.ndarray | None  # (d,) rows whose recent spread is below this are flat; None: never
+    repeats_rare: np.ndarray  # (d,) whether exact repeats were rare before the onset (then a repeat is stuck)
+
+    @property
+    def scale(self) -> np.ndarray:
+        """(d,) the spread at the onset."""
+        return self.scales[0]
+
+    def values(self, rows: np.ndarray) -> np.ndarray:
+        return self.profile[(rows - self.onset) % len(self.profile)]
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-safe arrays (the onset row is the caller's to keep)."""
+        return {
+            "profile": self.profile.tolist(), "scales": self.scales.tolist(), "growth": self.growth.tolist(),
+            "flat_spread": None if self.flat_spread is None else self.flat_spread.tolist(),
+            "repeats_rare": self.repeats_rare.tolist(),
+        }  # fmt: skip
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], onset: int) -> Reference:
+        flat = state.get("flat_spread")
+        return cls(
+            onset=onset, profile=np.array(state["profile"], dtype=float), scales=np.array(state["scales"], dtype=float),
+            growth=np.array(state["growth"], dtype=bool), flat_spread=None if flat is None else np.array(flat, float),
+            repeats_rare=np.array(state["repeats_rare"], dtype=bool),
+        )  # fmt: skip
+
+    def spread(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), d) the expected spread of each row around ``values(rows)``."""
+        lead = rows - self.onset
+        out = self.scales[np.minimum(lead, MAX_LEAD - 1)]
+        beyond = lead >= MAX_LEAD
+        if beyond.any():
+            factor = np.sqrt(lead[beyond] / (MAX_LEAD - 1))[:, None]
+            out[beyond] = np.where(self.growth, out[beyond] * factor, out[beyond])
+        return out
+
+
+@dataclass
+class Prior:
+    """An incident found before the rows being scored: its rows are masked, and an open one is resumed."""
+
+    start: int  # row of its alarm (negative when before the first row given)
+    reference: Reference
+    closed_at: int | None  # row it closed at; None while it is open
+    end: int | None = None  # its last abnormal row (so far, while open)
+    progress: Progress | None = None  # an open one's progress, to resume it
+    level_offset: list[float] | None = None  # a re-baselined one: the new level's offset, removed after it
+    onset_kept: Any = None  # what the detector measured at its alarm (raw features or raw score), kept
+
+
+@dataclass
+class Extent:
+    start: int
+    end: int  # last row of the incident
+    closed_at: int | None  # the row at which it closed (None: still open at the last row)
+    close_reason: str | None
+    residual: np.ndarray = field(repr=False)  # (rows from max(start, 0) to end, d), in scale units
+    reference: Reference = field(repr=False)
+    progress: Progress | None = None  # set while it is still open
+
+
+def frozen_reference(x: np.ndarray, onset: int, period: int) -> Reference:
+    """Normal behaviour of ``x`` (n, d) as seen from the rows before ``onset``."""
+    m = period if period >= 2 and onset >= 2 * period else 0
+    profile = _profile(x, onset, m)
+    curves = [_scale_curve(x[:, c], onset, m) for c in range(x.shape[1])]
+    scales = np.column_stack([curve for curve, _ in curves])
+    growth = np.array([grows for _, grows in curves])
+    flat_spread = _flat_spread(x, onset, scales[0])
+    return Reference(onset, profile, scales, growth, flat_spread, repeats_rare=_repeats_rare(x, onset))
+
+
+def _profile(x: np.ndarray, t: int, m: int) -> np.ndarray:
+    if m:
+        cycles = min(REFERENCE_CYCLES, t // m)
+        stacked = np.stack([x[t - c * m : t - c * m + m] for c in range(1, cycles + 1)])
+        return np.median(stacked, axis=0)
+    return np.median(x[max(0, t - LEVEL_ROWS) : max(t, 1)], axis=0, keepdims=True)
+
+
+def _scale_curve(x: np.ndarray, onset: int, m: int) -> tuple[np.ndarray, bool]:
+    """(spread of the frozen reference's errors at each lead 0..MAX_LEAD-1, whether it grows with the lead).
+
+    Measured before ``onset``: the reference is frozen at earlier origins and compared with what followed.
+    Spreads are pooled over lead buckets, never shrink with the lead, and never fall below the data's floor.
+    A series that wanders gets wider bands the longer an incident lasts; a stationary one does not.
+    """
+    floor = scale_floor(x[:onset]) if onset else 1e-9
+    first_origin = REFERENCE_CYCLES * m if m else LEVEL_ROWS // 2
+    origins = np.arange(max(first_origin, onset - 2 * MAX_LEAD), onset, ORIGIN_STEP)
+    if len(origins) < 3:
+        history = x[:onset]
+        spread = _robust_spread(history - np.median(history)) if len(history) > 2 else 0.0
+        return np.full(MAX_LEAD, max(spread, floor)), False
+    column = x[:, None]
+    leads = np.arange(MAX_LEAD)
+    errors = np.full((len(origins), MAX_LEAD), np.nan)
+    for i, t in enumerate(origins.tolist()):
+        ahead = leads[: min(MAX_LEAD, onset - t)]
+        profile = _profile(column, t, m)[:, 0]
+        errors[i, : len(ahead)] = x[t + ahead] - profile[ahead % len(profile)]
+    curve = np.full(MAX_LEAD, np.nan)
+    for lo, hi in zip(LEAD_BUCKETS[:-1], LEAD_BUCKETS[1:], strict=True):
+        bucket = errors[:, lo:hi]
+        if np.isfinite(bucket).sum() >= MIN_BUCKET_ERRORS:
+            curve[lo:hi] = _robust_spread(bucket.ravel())
+    known = np.isfinite(curve)
+    last = int(np.flatnonzero(known)[-1])
+    curve[last + 1 :] = curve[last]
+    curve = np.maximum.accumulate(np.maximum(np.nan_to_num(curve, nan=0.0), floor))
+    grows = bool(curve[last] > 2 * curve[0])
+    if grows and last < MAX_LEAD - 1:
+        tail = np.arange(last + 1, MAX_LEAD)
+        curve[tail] = curve[last] * np.sqrt(tail / max(last, 1))
+    return curve, grows
+
+
+def _robust_spread(values: np.ndarray) -> float:
+    values = values[np.isfinite(values)]
+    if len(values) < 2:
+        return 0.0
+    q75, q25 = np.percentile(values, [75, 25])
+    spread = (q75 - q25) / IQR_TO_SIGMA
+    return float(spread if spread > 0 else np.std(values))
+
+
+def rolling_spread(x: np.ndarray) -> np.ndarray:
+    """Standard deviation of each row's last FLAT_WINDOW rows (NaN until there are that many)."""
+    return pd.DataFrame(x).rolling(FLAT_WINDOW).std().to_numpy()
+
+
+def _flat_spread(x: np.ndarray, onset: int, scale: np.ndarray) -> np.ndarray | None:
+    before = rolling_spread(x[max(0, onset - SCALE_ROWS) : onset])
+    before = before[np.isfinite(before).all(axis=1)]
+    if len(before) < 3 * FLAT_WINDOW:
+        return None
+    usual = np.median(before, axis=0)
+    flat = FLAT_RATIO * np.maximum(usual, scale)
+    if (np.quantile(before, 0.01, axis=0) <= flat).any():
+        return None  # the series is sometimes this flat when normal
+    return flat
+
+
+def repeats(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """(hi - lo, d) whether each row repeats the previous one exactly."""
+    before = x[max(lo - 1, 0) : hi]
+    same = np.abs(np.diff(before, axis=0)) <= 1e-12 * np.maximum(np.abs(before[1:]), 1.0)
+    return same if lo > 0 else np.vstack([np.zeros((1, x.shape[1]), dtype=bool), same])
+
+
+def _repeats_rare(x: np.ndarray, onset: int) -> np.ndarray:
+    lo = max(1, onset - SCALE_ROWS)
+    if onset - lo < 3 * FLAT_WINDOW:
+        return np.zeros(x.shape[1], dtype=bool)
+    return repeats(x, lo, onset).mean(axis=0) < RARE_REPEATS
+
+
+@dataclass
+class Progress:
+    """How far an open incident has been followed: enough to resume it on later rows."""
+
+    next_row: int  # the first row not yet judged
+    total: float  # running sum of evidence
+    best: float  # its peak so far
+    best_row: int  # the row of that peak: the incident's end so far
+
+
+def find_extent(
+    x: np.ndarray,
+    onset: int,
+    reference: Reference,
+    *,
+    score_evidence: np.ndarray | None = None,
+    close_after: int = DEFAULT_CLOSE_AFTER,
+    adapt_after: int = 0,
+    progress: Progress | None = None,
+) -> Extent:
+    """Where the incident that opens at ``onset`` ends (see the module docstring).
+
+    ``score_evidence`` (n,): the detector's own score at each row relative to the threshold (1 = at it),
+    so an incident the band cannot see (a broken relation between columns) lasts while the score says so.
+    ``progress``: resume an incident followed by an earlier call up to ``progress.next_row`` (rows keep
+    their numbers: ``onset`` may then lie before row 0 of ``x``).
+    """
+    n = len(x)
+    progress = progress or Progress(next_row=onset, total=0.0, best=0.0, best_row=onset)
+    total, best, best_row = progress.total, progress.best, progress.best_row
+    stop = n if adapt_after <= 0 else min(n, onset + adapt_after)
+    lo = progress.next_row
+    while lo < stop:
+        hi = min(stop, lo + SEARCH_BLOCK)
+        rows = np.arange(lo, hi)
+        residual = (x[lo:hi] - reference.values(rows)) / reference.spread(rows)
+        evidence = _evidence(x, lo, hi, residual, reference, score_evidence)
+        sums = total + np.cumsum(evidence)
+        peaks = np.maximum(best, np.maximum.accumulate(sums))
+        closing = np.flatnonzero(peaks - sums >= close_after)
+        if len(closing):
+            k = int(closing[0])
+            window = np.concatenate([[best], sums[: k + 1]])
+            last_peak = len(window) - 1 - int(np.argmax(window[::-1]))
+            end = best_row if last_peak == 0 else lo + last_peak - 1
+            return _extent(x, onset, end, lo + k, RECOVERED, reference)
+        at_peak = np.flatnonzero(sums >= peaks)
+        if len(at_peak):
+            best_row = lo + int(at_peak[-1])
+        best, total = float(peaks[-1]), float(sums[-1])
+        lo = hi
+    if stop < n or (adapt_after > 0 and lo >= onset + adapt_after):
+        return _extent(x, onset, max(stop, lo) - 1, max(stop, lo), REBASELINED, reference)
+    extent = _extent(x, onset, max(best_row, onset), None, None, reference)
+    extent.progress = Progress(next_row=max(lo, n), total=total, best=best, best_row=best_row)
+    return extent
+
+
+def _evidence(x, lo, hi, residual, reference: Reference, score_evidence) -> np.ndarray:
+    evidence = np.minimum(np.abs(residual).max(axis=1), EVIDENCE_CAP) - EVIDENCE_OFFSET
+    flat = (repeats(x, lo, hi) & reference.repeats_rare).any(axis=1)
+    if reference.flat_spread is not None:
+        spread = rolling_spread(x[max(0, lo - FLAT_WINDOW + 1) : hi])[-(hi - lo) :]
+        flat |= (spread < reference.flat_spread).any(axis=1)
+    evidence = np.where(flat, np.maximum(evidence, 1.0), evidence)
+    if score_evidence is not None:
+        evidence = np.maximum(evidence, np.minimum(score_evidence[lo:hi], EVIDENCE_CAP) - 1.0)
+    return evidence
+
+
+def _extent(x, onset, end, closed_at, reason, reference) -> Extent:
+    first = max(onset, 0)
+    rows = np.arange(first, max(end, first) + 1)
+    residual = (x[rows] - reference.values(rows)) / reference.spread(rows)
+    return Extent(onset, end, closed_at, reason, residual, reference)
+
+
+def level_offset(x: np.ndarray, extent: Extent, rows: int = 50) -> np.ndarray:
+    """(d,) how far the last ``rows`` rows of an incident sit from its reference: the new level's offset."""
+    tail = np.arange(max(extent.start, extent.end - rows + 1), extent.end + 1)
+    return np.median(x[tail] - extent.reference.values(tail), axis=0)
+
+
+# --- what broke, in words ---------------------------------------------------------------------
+
+SHAPES = {
+    "spike": "a spike",
+    "level": "a level shift",
+    "drift": "a drift",
+    "variance": "a variance burst",
+    "flatline": "a flatline",
+    "seasonality": "a loss of its seasonal pattern",
+    "relation": "a broken relation between columns",
+    "pattern": "an unusual pattern",
+}
+
+
+def shape_of(x: np.ndarray, extent: Extent, column: int) -> str:
+    """What broke in ``column`` during the incident: one of SHAPES."""
+    r = extent.residual[:, column]
+    rows = len(r)
+    if rows <= 2:
+        return "spike" if np.abs(r).max() > 3 else "pattern"
+    ref = extent.reference
+    first = max(extent.start, 0)
+    if ref.repeats_rare[column] and repeats(x, first, extent.end + 1)[:, column].mean() > 0.5:
+        return "flatline"
+    if ref.flat_spread is not None:
+        spread = rolling_spread(x[first : extent.end + 1, column : column + 1])[:, 0]
+        if np.nanmedian(spread) < ref.flat_spread[column] if np.isfinite(spread).any() else False:
+            return "flatline"
+    mean, sd = float(np.mean(r)), float(np.std(r))
+    profile = ref.profile[:, column]
+    if len(profile) > 2 and np.std(profile) > 2 * ref.scale[column] and rows >= len(profile) // 2:
+        expected = ref.values(np.arange(first, extent.end + 1))[:, column]
+        swing = (expected - np.mean(profile)) / ref.scale[column]
+        if np.corrcoef(r, swing)[0, 1] < -0.6:
+            return "seasonality"
+    if rows >= 10 and abs(np.corrcoef(r, np.arange(rows))[0, 1]) > 0.7 and abs(r[-1]) > abs(r[0]):
+        return "drift"
+    if abs(mean) >= 2 and abs(mean) >= sd:
+        return "level"
+    if sd >= 2:
+        return "variance"
+    return "pattern"
+
+
+def departed_columns(extent: Extent, names: list[str]) -> dict[str, dict[str, float]]:
+    """Columns that left their band during the incident, with how far (median and peak, in scale units)."""
+    out: dict[str, dict[str, float]] = {}
+    for c, name in enumerate(names):
+        r = extent.residual[:, c]
+        peak = float(r[np.argmax(np.abs(r))])
+        if abs(peak) >= 3:
+            out[name] = {"median_sigma": round(float(np.median(r)), 2), "peak_sigma": round(peak, 2)}
+    return out
+
+
+def describe(shape: str, value: Any, lower: float | None, upper: float | None, rows: int, column: str) -> str:
+    """One sentence: what the value was, what was expected, what broke."""
+    where = f"{column} " if column else ""
+    seen = f"{where}was {_num(value)}" if isinstance(value, int | float) else f"{where}looked unusual"
+    expected = f", expected {_num(lower)} to {_num(upper)}" if lower is not None and upper is not None else ""
+    span = f" for {rows} rows" if rows > 1 else ""
+    return f"{seen}{expected}: {SHAPES[shape]}{span}."
+
+
+def _num(value: float) -> str:
+    return f"{value:.4g}"
