@@ -9,7 +9,7 @@ scored on the same backtest forecasts and the best single method or combination 
 training values are used: the last backtest origin ends where the training values end.
 
 The intervals come from the winner's backtest errors (``base.conformal_widths``), widened for the
-small number of origins (``SMALL_SAMPLE``) and by ``interval_inflation``, because the winner was
+small number of origins (``base.SMALL_SAMPLE``) and by ``interval_inflation``, because the winner was
 picked on those same few errors.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Forecaster, backtest_origins, conformal_widths
+from .base import CALIBRATED_LEVELS, Forecaster, backtest_origins, conformal_widths
 
 CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
     "snaive_short": ("seasonal_naive", {}),
@@ -30,12 +30,6 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
     "theta": ("theta", {}),
     "lag_regression": ("lag_regression", {}),
 }
-
-
-# Widening of the backtest quantile for K origins: 1 + SMALL_SAMPLE / K (1.4 at 6 origins, 1.2 at 12).
-# Chosen on M4 Hourly and Weekly with the last horizon of each training part held out (not the test
-# part): the winner's errors at few origins understate its future errors.
-SMALL_SAMPLE = 2.4
 
 
 def default_origins(h: int) -> int:
@@ -119,8 +113,7 @@ class AutoForecaster(Forecaster):
             self.members_.append((name, key, params, model))
         self.chosen_ = chosen
         if errors is not None:
-            inflate = self.p.interval_inflation * (1 + SMALL_SAMPLE / len(origins))
-            self.calib_ = conformal_widths(errors, h, [80, 90, 95, 99], inflate=inflate)
+            self.calib_ = conformal_widths(errors, CALIBRATED_LEVELS, inflate=self.p.interval_inflation)
         diffs = np.diff(y)
         self.sigma_ = float(np.sqrt(np.mean(diffs**2))) if len(diffs) else 0.0
 

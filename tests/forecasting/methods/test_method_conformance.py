@@ -114,3 +114,10 @@ def test_it_fills_missing_values(key):
 def test_it_refuses_too_few_values(key):
     with pytest.raises(ValueError, match="at least"):
         build(key).fit(np.arange(5.0), horizon=3)
+
+
+def test_any_integer_level_is_calibrated_and_nested(key):
+    values, ts = make_series()
+    result = build(key).fit(values, ts, horizon=H).predict(H, levels=[50, 70, 99])
+    assert (result.upper[50] <= result.upper[70]).all() and (result.upper[70] <= result.upper[99]).all()
+    assert (result.upper[99] - result.lower[99]).min() > (result.upper[50] - result.lower[50]).min()
