@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from forecasting.models import Forecast, ForecastConfig, ForecastModelVersion, ForecastRun, RunTrigger
+from forecasting.models import Forecast, ForecastConfig, ForecastCrossing, ForecastModelVersion, ForecastRun, RunTrigger
 from forecasting.selectors import config_accuracy, forecast_plot_data, latest_forecast
 from forecasting.services import configs, runs
 from ingestion.admin import LargeTableAdmin
@@ -67,6 +67,7 @@ class ForecastConfigAdmin(TeamScopedAdmin, admin.ModelAdmin):
         ("What to forecast", {"fields": ["metric", "label_filter"]}),
         ("How", {"fields": ["method", "params", "horizon", "levels", "training_points"]}),
         ("When", {"fields": ["schedule_interval", "next_run_at"]}),
+        ("Predicted crossings", {"fields": ["threshold_above", "threshold_below", "threshold_level"]}),
     ]
 
     def save_model(self, request, obj, form, change):
@@ -109,7 +110,7 @@ class ForecastModelVersionAdmin(TeamScopedAdmin, admin.ModelAdmin):
     list_display = ["config", "version", "method", "created_at"]
     list_filter = ["method"]
     list_select_related = ["config"]
-    readonly_fields = ["config", "version", "method", "params", "code_version", "accuracy", "created_at"]
+    readonly_fields = ["config", "version", "method", "params", "accuracy", "created_at"]
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -177,3 +178,16 @@ class ForecastAdmin(TeamScopedAdmin, LargeTableAdmin):
     @admin.display(description="MASE", ordering="mase")
     def mase_shown(self, obj: Forecast) -> str:
         return "-" if obj.mase is None else f"{obj.mase:.3f}"
+
+
+@admin.register(ForecastCrossing)
+class ForecastCrossingAdmin(TeamScopedAdmin, LargeTableAdmin):
+    team_field = "config__dataset__team"
+    list_display = ["bound_crosses_at", "mean_crosses_at", "series", "direction", "threshold", "level", "config"]
+    list_filter = ["direction", "config"]
+    list_select_related = ["config", "series"]
+    raw_id_fields = ["forecast", "config", "series"]
+    readonly_fields = [f.name for f in ForecastCrossing._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False

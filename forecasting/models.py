@@ -32,6 +32,15 @@ class ForecastConfig(BaseModel):
     )
     schedule_interval = models.DurationField(null=True, blank=True, help_text="Empty: runs only on demand.")
     next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    threshold_above = models.FloatField(
+        null=True, blank=True, help_text="Predict a crossing when a forecast's upper bound rises above this."
+    )
+    threshold_below = models.FloatField(
+        null=True, blank=True, help_text="Predict a crossing when a forecast's lower bound falls below this."
+    )
+    threshold_level = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Whose bounds are compared (one of levels); empty: the narrowest."
+    )
     enabled = models.BooleanField(default=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
 
@@ -54,7 +63,6 @@ class ForecastModelVersion(BaseModel):
     version = models.PositiveIntegerField()
     method = models.CharField(max_length=40)
     params = models.JSONField(default=dict)
-    code_version = models.CharField(max_length=40, blank=True)
 
     class Meta:
         ordering = ["config", "-version"]
@@ -168,3 +176,41 @@ class ForecastPoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.forecast_id}@{self.ts.isoformat()}"
+
+
+class Direction(models.TextChoices):
+    ABOVE = "above", "Above"
+    BELOW = "below", "Below"
+
+
+class ForecastCrossing(BaseModel):
+    """A forecast whose bound crosses its config's threshold within the horizon: a predicted incident.
+
+    ``bound_crosses_at`` is the first step whose bound (at ``level``) is past the threshold, the
+    earliest the crossing is plausible; ``mean_crosses_at`` the first step whose mean is past it, the
+    expected crossing time (null when only the bound crosses). Sent to subscribers by
+    ``forecasting.signals.crossings_predicted`` after commit.
+    """
+
+    forecast = models.ForeignKey(Forecast, on_delete=models.CASCADE, related_name="crossings")
+    config = models.ForeignKey(ForecastConfig, on_delete=models.CASCADE, related_name="crossings")
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="forecast_crossings")
+    direction = models.CharField(max_length=8, choices=Direction.choices)
+    threshold = models.FloatField()
+    level = models.PositiveSmallIntegerField()
+    bound_crosses_at = models.DateTimeField()
+    mean_crosses_at = models.DateTimeField(null=True, blank=True)
+    extreme = models.FloatField(help_text="The furthest bound past the threshold within the horizon.")
+
+    class Meta:
+        ordering = ["bound_crosses_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["forecast", "direction"], name="forecast_crossing_unique_direction"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.series} predicted {self.direction} {self.threshold:g} at {self.bound_crosses_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def expected_at(self):
+        return self.mean_crosses_at or self.bound_crosses_at

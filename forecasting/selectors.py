@@ -130,3 +130,42 @@ def forecast_plot_data(*, forecast: Forecast, history: int = 300) -> PlotData:
         band=[(p.ts, p.lower[widest], p.upper[widest]) for p in steps],
         inner_band=[(p.ts, p.lower[narrowest], p.upper[narrowest]) for p in steps] if len(forecast.levels) > 1 else [],
     )
+
+
+BAND_SQL = f"""
+    SELECT DISTINCT ON (p.ts) (extract(epoch FROM p.ts - 'epoch'::timestamptz) * 1000000)::bigint, p.mean,
+           p.lower[array_position(f.levels, %(level)s::smallint)],
+           p.upper[array_position(f.levels, %(level)s::smallint)]
+    FROM {ForecastPoint._meta.db_table} p
+    JOIN {Forecast._meta.db_table} f ON f.id = p.forecast_id
+    WHERE f.series_id = %(series)s
+      AND p.ts IN (SELECT 'epoch'::timestamptz + us * interval '1 microsecond' FROM unnest(%(us)s::bigint[]) AS us)
+      AND f.trained_until < p.ts AND array_position(f.levels, %(level)s::smallint) IS NOT NULL
+      AND (%(config)s::bigint IS NULL OR f.config_id = %(config)s::bigint)
+    ORDER BY p.ts, f.trained_until DESC, f.id DESC
+"""
+
+
+def forecast_band_at(
+    *, series_id: int, ts_us: np.ndarray, level: int, config_id: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(expected, lower, upper) at each timestamp (µs since the epoch) from the stored forecasts.
+
+    Each timestamp takes the most recent forecast made before it (fitted on points strictly earlier),
+    so a detector that uses this band as its expectation never looks ahead. NaN where no stored
+    forecast at ``level`` covers the timestamp. One query.
+    """
+    ts_us = np.asarray(ts_us, dtype=np.int64)
+    out = np.full((3, len(ts_us)), np.nan)
+    if not len(ts_us):
+        return out[0], out[1], out[2]
+    with connection.cursor() as cursor:
+        cursor.execute(BAND_SQL, {"series": series_id, "us": ts_us.tolist(), "level": level, "config": config_id})
+        rows = cursor.fetchall()
+    if rows:
+        found = np.array([r[0] for r in rows], dtype=np.int64)
+        values = np.array([r[1:] for r in rows], dtype=float).T
+        order = np.argsort(ts_us, kind="stable")
+        pos = np.searchsorted(ts_us[order], found)
+        out[:, order[pos]] = values
+    return out[0], out[1], out[2]

@@ -1,7 +1,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from forecasting.models import Forecast, ForecastConfig, ForecastModelVersion, ForecastRun
+from forecasting.models import Forecast, ForecastConfig, ForecastCrossing, ForecastModelVersion, ForecastRun
 from ingestion.models import Dataset
 from teams.selectors import team_ids_for_user
 
@@ -13,7 +13,8 @@ class ForecastConfigSerializer(serializers.ModelSerializer):
         model = ForecastConfig
         fields = [
             "id", "dataset", "name", "metric", "label_filter", "method", "params", "horizon", "levels",
-            "training_points", "schedule_interval", "next_run_at", "enabled", "created_at", "updated_at",
+            "training_points", "schedule_interval", "next_run_at", "threshold_above", "threshold_below",
+            "threshold_level", "enabled", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["next_run_at", "created_at", "updated_at"]
 
@@ -118,3 +119,15 @@ class ForecastDetailSerializer(ForecastSerializer):
             ],
             many=True,
         ).data
+
+
+class ForecastCrossingSerializer(serializers.ModelSerializer):
+    expected_at = serializers.DateTimeField(read_only=True, help_text="mean_crosses_at, else bound_crosses_at.")
+
+    class Meta:
+        model = ForecastCrossing
+        fields = [
+            "id", "forecast", "config", "series", "direction", "threshold", "level", "bound_crosses_at",
+            "mean_crosses_at", "expected_at", "extreme", "created_at",
+        ]  # fmt: skip
+        read_only_fields = fields

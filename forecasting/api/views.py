@@ -16,12 +16,20 @@ from forecasting.api.serializers import (
     AccuracySerializer,
     BackfillSerializer,
     ForecastConfigSerializer,
+    ForecastCrossingSerializer,
     ForecastDetailSerializer,
     ForecastModelVersionSerializer,
     ForecastRunSerializer,
     ForecastSerializer,
 )
-from forecasting.models import Forecast, ForecastConfig, ForecastModelVersion, ForecastRun, RunTrigger
+from forecasting.models import (
+    Forecast,
+    ForecastConfig,
+    ForecastCrossing,
+    ForecastModelVersion,
+    ForecastRun,
+    RunTrigger,
+)
 from forecasting.services import configs, runs
 from ingestion.models import Series
 from teams.permissions import TeamScopedMixin
@@ -116,6 +124,26 @@ class ForecastViewSet(TeamScopedMixin, mixins.ListModelMixin, mixins.RetrieveMod
 
     def get_serializer_class(self):
         return ForecastDetailSerializer if self.action == "retrieve" else ForecastSerializer
+
+
+class ForecastCrossingFilter(IdFilterSet):
+    class Meta:
+        model = ForecastCrossing
+        fields = ["config", "series", "forecast", "direction"]
+
+
+class ForecastCrossingViewSet(TeamScopedMixin, viewsets.ReadOnlyModelViewSet):
+    """Predicted crossings: forecasts whose bound passes their config's threshold within the horizon."""
+
+    queryset = ForecastCrossing.objects.all()
+    serializer_class = ForecastCrossingSerializer
+    team_field = "config__dataset__team"
+    filterset_class = ForecastCrossingFilter
+
+    class Pagination(NewestFirstCursorPagination):
+        ordering = "-created_at"
+
+    pagination_class = Pagination
 
 
 class SeriesForecastView(TeamScopedMixin, APIView):

@@ -9,7 +9,7 @@ scored on the same backtest forecasts and the best single method or combination 
 training values are used: the last backtest origin ends where the training values end.
 
 The intervals come from the winner's backtest errors (``base.conformal_widths``), widened for the
-small number of origins (``base.SMALL_SAMPLE``) and by ``interval_inflation``, because the winner was
+small number of origins (``base.SELECTED_SMALL_SAMPLE``) and by ``interval_inflation``, because the winner was
 picked on those same few errors.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import CALIBRATED_LEVELS, Forecaster, backtest_origins, conformal_widths
+from .base import CALIBRATED_LEVELS, SELECTED_SMALL_SAMPLE, Forecaster, backtest_origins, conformal_widths
 
 CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
     "snaive_short": ("seasonal_naive", {}),
@@ -113,7 +113,9 @@ class AutoForecaster(Forecaster):
             self.members_.append((name, key, params, model))
         self.chosen_ = chosen
         if errors is not None:
-            self.calib_ = conformal_widths(errors, CALIBRATED_LEVELS, inflate=self.p.interval_inflation)
+            self.calib_ = conformal_widths(
+                errors, CALIBRATED_LEVELS, inflate=self.p.interval_inflation, small_sample=SELECTED_SMALL_SAMPLE
+            )
         diffs = np.diff(y)
         self.sigma_ = float(np.sqrt(np.mean(diffs**2))) if len(diffs) else 0.0
 

@@ -11,10 +11,11 @@ from django.utils import timezone
 from common.exceptions import ApplicationError
 from forecasting.methods import ParamsError, get_method, method_keys
 from forecasting.models import ForecastConfig, ForecastModelVersion
+from ingestion.models import DatasetKind
 
 EDITABLE_FIELDS = {
     "name", "metric", "label_filter", "method", "params", "horizon", "levels", "training_points",
-    "schedule_interval", "enabled",
+    "schedule_interval", "threshold_above", "threshold_below", "threshold_level", "enabled",
 }  # fmt: skip
 MAX_HORIZON = 10_000
 MIN_TRAINING_POINTS = 16
@@ -35,7 +36,7 @@ def validate_method_params(*, method: str, params: dict | None) -> dict:
 
 
 def _check(config: ForecastConfig) -> None:
-    if config.dataset.kind != "timeseries":
+    if config.dataset.kind != DatasetKind.TIMESERIES:
         raise ApplicationError("Forecasts need a time series dataset.", extra={"field": "dataset"})
     if not isinstance(config.label_filter, dict):
         raise ApplicationError("label_filter must be an object.", extra={"field": "label_filter"})
@@ -54,6 +55,11 @@ def _check(config: ForecastConfig) -> None:
         raise ApplicationError(
             f"training_points must be at least {MIN_TRAINING_POINTS}.", extra={"field": "training_points"}
         )
+    if config.threshold_level is not None and config.threshold_level not in config.levels:
+        raise ApplicationError("threshold_level must be one of levels.", extra={"field": "threshold_level"})
+    above, below = config.threshold_above, config.threshold_below
+    if above is not None and below is not None and below >= above:
+        raise ApplicationError("threshold_below must be below threshold_above.", extra={"field": "threshold_below"})
     if config.schedule_interval is not None and config.schedule_interval.total_seconds() < 60:
         raise ApplicationError("schedule_interval must be at least one minute.", extra={"field": "schedule_interval"})
 

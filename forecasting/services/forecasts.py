@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from forecasting.methods import get_method
 from forecasting.models import Forecast, ForecastConfig, ForecastModelVersion, ForecastPoint
 from forecasting.services.configs import MIN_TRAINING_POINTS
+from forecasting.services.crossings import crossings_detect
 from forecasting.services.tracking import forecasts_track
 from ingestion.bulk import points_read_around, timestamps_from_us
 from ingestion.models import Series
@@ -44,6 +45,7 @@ class Made:
 class ChunkForecast:
     made: list[Made] = field(default_factory=list)
     stored: int = 0
+    crossings: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -118,6 +120,8 @@ def chunk_forecast(
         outcome.stored = len(ids)
         if ids:
             forecasts_track(forecast_ids=ids)
+            if not origins:  # a backfill's past forecasts predict nothing any more
+                outcome.crossings = len(crossings_detect(config=config, forecast_ids=ids))
     return outcome
 
 
