@@ -1,5 +1,7 @@
 """Celery entry points: thin wrappers around forecasting.services."""
 
+from datetime import datetime
+
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -34,6 +36,4 @@ def forecast_chunk(run_id: int, index: int, series_ids: list[int]) -> None:
 
 @shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5)
 def track_actuals(series_ids: list[int], since: str) -> int:
-    from datetime import datetime
-
     return tracking.forecasts_track(series_ids=series_ids, since=datetime.fromisoformat(since))

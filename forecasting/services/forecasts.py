@@ -8,6 +8,7 @@ chunk that runs twice stores nothing twice.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -150,8 +151,6 @@ def forecasts_store(
     *, config: ForecastConfig, model_version: ForecastModelVersion, made: list[Made], run_id: int | None
 ) -> list[int]:
     """Insert the forecasts and their points in two statements; returns the ids of new forecasts."""
-    import json
-
     if not made:
         return []
     with connection.cursor() as cursor:
