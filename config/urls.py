@@ -8,6 +8,7 @@ api_v1 = [
     path("", include("teams.api.urls")),
     path("", include("ingestion.api.urls")),
     path("", include("detectors.api.urls")),
+    path("", include("forecasting.api.urls")),
 ]
 
 urlpatterns = [

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "teams",
     "ingestion",
     "detectors",
+    "forecasting",
     "alerts",
     "feedback",
 ]
@@ -153,6 +154,7 @@ CELERY_TASK_ROUTES = {
     "ingestion.*": {"queue": "ingest"},
     "detectors.tasks.train_*": {"queue": "train"},
     "detectors.*": {"queue": "detect"},
+    "forecasting.*": {"queue": "detect"},
     "alerts.*": {"queue": "notify"},
     "feedback.*": {"queue": "train"},
 }
@@ -161,6 +163,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     # One tick claims every detector whose own next_run_at is due (schedules are data, edited at run time).
     "dispatch-due-detectors": {"task": "detectors.tasks.dispatch_due", "schedule": envint("DISPATCH_TICK_SECONDS", 30)},
+    "dispatch-due-forecasts": {
+        "task": "forecasting.tasks.dispatch_due",
+        "schedule": envint("DISPATCH_TICK_SECONDS", 30),
+    },
 }
 # Threads numerical libraries (BLAS, OpenMP) may use inside one worker process.
 WORKER_MATH_THREADS = envint("WORKER_MATH_THREADS", 1)

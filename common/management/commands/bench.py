@@ -14,6 +14,7 @@ BENCHMARKS = {
     "nab": "detectors.benchmarks:bench_nab",
     "detect": "detectors.benchmarks:bench_detect",
     "extents": "detectors.benchmarks:bench_extents",
+    "forecast": "forecasting.benchmarks:bench_forecast",
 }
 
 
@@ -33,7 +34,8 @@ class Command(BaseCommand):
         parser.add_argument("--scale", type=float, default=1.0, help="multiply the benchmark's size (e.g. 0.1)")
         parser.add_argument("--repeat", type=int, default=3, help="rounds; figures are the median (ingest)")
         parser.add_argument("--algorithms", help="comma-separated algorithm keys (nab: default all; detect: auto)")
-        parser.add_argument("--processes", type=int, default=2, help="worker processes (nab, detect)")
+        parser.add_argument("--processes", type=int, default=2, help="worker processes (nab, detect, forecast)")
+        parser.add_argument("--holdout", action="store_true", help="forecast: score the training's last horizon")
 
     def handle(self, *args, **options):
         benchmark = load_benchmark(options["name"])
@@ -43,7 +45,7 @@ class Command(BaseCommand):
         algorithms = [key.strip() for key in (options["algorithms"] or "").split(",") if key.strip()]
         figures = benchmark(
             scale=options["scale"], repeat=options["repeat"], algorithms=algorithms, processes=options["processes"],
-            log=log,
+            holdout=options["holdout"], log=log,
         )  # fmt: skip
         if options["json"]:
             self.stdout.write(json.dumps(figures))

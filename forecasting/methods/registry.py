@@ -1,0 +1,34 @@
+"""Forecasting method registry: a plain dict of key -> "module:Class", imported lazily on first use."""
+
+from __future__ import annotations
+
+import importlib
+
+from .base import Forecaster
+
+METHODS: dict[str, str] = {
+    "auto": "forecasting.methods.auto:AutoForecaster",
+    "seasonal_naive": "forecasting.methods.simple:SeasonalNaive",
+    "naive2": "forecasting.methods.simple:Naive2",
+    "ets": "forecasting.methods.smoothing:ETS",
+    "theta": "forecasting.methods.smoothing:Theta",
+    "arima": "forecasting.methods.arima:ARIMA",
+    "lag_regression": "forecasting.methods.regression:LagRegression",
+}
+
+
+def method_keys() -> list[str]:
+    return list(METHODS)
+
+
+def get_method(key: str) -> type[Forecaster]:
+    """The forecaster class registered under ``key`` (KeyError for an unknown key)."""
+    try:
+        target = METHODS[key]
+    except KeyError:
+        raise KeyError(f"unknown forecasting method {key!r}; known: {', '.join(METHODS)}") from None
+    module_name, _, class_name = target.partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    if cls.key != key:
+        raise RuntimeError(f"{target} declares key {cls.key!r}, registered as {key!r}")
+    return cls
