@@ -300,11 +300,11 @@ def _detect_rows(detector, values, ts, threshold, first, calibration_window) -> 
 
 
 class _IncidentSearch:
-    """Scores a series, opens an incident at each alarm, follows it to its end, then scores on.
+    """Scores a series, opens an incident at each alarm, follows it to its end, then searches on.
 
-    Rows inside an incident are replaced, in the data the detector sees, by the normal behaviour frozen
-    at its alarm, and the detector scores again from there: incident rows teach it nothing (not its
-    baselines, not its seasonal reference, not the calibration of its scores).
+    With ``mask_after``, the rows of a long enough incident are replaced, in the data the detector sees, by
+    the normal behaviour frozen at its alarm, and the detector scores again from there: they teach it
+    nothing (not its baselines, not its seasonal reference, not the calibration of its scores).
     """
 
     def __init__(self, detector, values, ts, threshold, calibration_window, first, columns):
@@ -464,13 +464,13 @@ class _IncidentSearch:
             self.kept[start] = self._measured(start)
             self.events[-1].onset_kept = np.asarray(self.kept[start]).tolist()
         # From the alarm until it closed (rows decided as they came), the detector learns nothing.
-        masked = np.arange(max(start, 0), len(self.x) if extent.closed_at is None else extent.closed_at)
+        hidden = np.arange(max(start, 0), len(self.x) if extent.closed_at is None else extent.closed_at)
         if extent.close_reason == incidents.REBASELINED:  # its level is the new normal from here on
             offset = incidents.level_offset(_filled(self.work), extent)
             self.work[end + 1 :] -= offset
             self.shift[end + 1 :] += offset[0]
             self.events[-1].level_offset = offset.tolist()
-        self.work[masked] = reference.values(masked)
+        self.work[hidden] = reference.values(hidden)
 
     def _event(self, extent: incidents.Extent, calibrated: np.ndarray, *, resumed: bool) -> Event:
         start, end = extent.start, extent.end
