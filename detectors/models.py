@@ -169,6 +169,9 @@ class SeriesCursor(models.Model):
     series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="+")
     scored_until = models.DateTimeField(null=True, blank=True, help_text="Timestamp of the last scored point.")
     pending = models.BooleanField(default=False, help_text="New points arrived and a realtime run is queued.")
+    rescore_from = models.DateTimeField(
+        null=True, blank=True, help_text="Late points arrived behind the cursor: the next run scores from here."
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["detector", "series"], name="cursor_unique_detector_series")]

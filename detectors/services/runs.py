@@ -248,6 +248,29 @@ def detectors_dispatch_due(*, now: datetime | None = None) -> list[int]:
 # --- realtime --------------------------------------------------------------------------------
 
 
+def late_points_mark(*, dataset_id: int, series_ranges: dict[int, tuple[datetime, datetime]]) -> int:
+    """Points that landed at or behind a detector's cursor: its next run scores again from the earliest.
+
+    One statement for every detector of the dataset; returns how many cursors moved back.
+    """
+    if not series_ranges:
+        return 0
+    series_ids = list(series_ranges)
+    firsts = [series_ranges[sid][0] for sid in series_ids]
+    table = SeriesCursor._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {table} c SET rescore_from = LEAST(COALESCE(c.rescore_from, u.first), u.first)
+            FROM unnest(%s::bigint[], %s::timestamptz[]) AS u(series_id, first)
+            WHERE c.series_id = u.series_id AND c.scored_until >= u.first
+              AND c.detector_id IN (SELECT id FROM {Detector._meta.db_table} WHERE dataset_id = %s)
+            """,
+            [series_ids, firsts, dataset_id],
+        )
+        return cursor.rowcount
+
+
 def realtime_mark_pending(*, dataset_id: int, series_ids: list[int]) -> list[int]:
     """Flag the touched series of each realtime detector; returns the detectors that need a task.
 

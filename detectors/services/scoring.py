@@ -130,7 +130,7 @@ def chunk_score(
             result.model = stored.get(result.series_id, result.model)
         with transaction.atomic():
             outcome.created_ids, outcome.resolved_ids = _store_incidents(detector, results, run_id)
-            _advance_cursors(detector, results)
+            _advance_cursors(detector, results, dict(zip(series_ids, starts, strict=True)))
     return outcome
 
 
@@ -160,6 +160,8 @@ def _score_series(detector, series_id, ts_us, values, score_from, model, fitted,
     outcome.last_ts = utc_from_us(ts_us[-1])
     if first_scored >= len(ts_us):
         return outcome
+    if score_from is not None:  # incidents from the scoring start on (late points) are found again
+        incidents = [i for i in incidents if i.start_ts < score_from]
     priors = [_prior(incident, ts_us) for incident in incidents]
     result = detect(
         fitted, values, timestamps_from_us(ts_us), threshold=threshold, alarm_from=first_scored,
@@ -259,33 +261,45 @@ def _incident_update(incident: Anomaly, event: Event, last_ts: datetime | None) 
 
 
 def _cursor_starts(detector: Detector, series_ids: list[int]) -> list[datetime | None]:
-    """Where each series' scoring resumes: after its cursor; a series never scored starts after its
-    latest point, so the detector watches it from now on (its past is for backfills and backtests)."""
-    cursors = dict(
-        SeriesCursor.objects.filter(detector=detector, series_id__in=series_ids).values_list(
-            "series_id", "scored_until"
-        )
-    )
+    """Where each series' scoring resumes: after its cursor, or from the earliest late point that landed
+    behind it; a series never scored starts after its latest point, so the detector watches it from now
+    on (its past is for backfills and backtests)."""
+    cursors = {
+        sid: (scored_until, rescore_from)
+        for sid, scored_until, rescore_from in SeriesCursor.objects.filter(
+            detector=detector, series_id__in=series_ids
+        ).values_list("series_id", "scored_until", "rescore_from")
+    }
     latest = dict(Series.objects.filter(pk__in=series_ids).values_list("pk", "last_ts"))
-    return [_after(cursors.get(sid) or latest.get(sid)) for sid in series_ids]
+    starts = []
+    for sid in series_ids:
+        scored_until, rescore_from = cursors.get(sid, (None, None))
+        start = _after(scored_until or latest.get(sid))
+        starts.append(min(start, rescore_from) if rescore_from is not None and start is not None else start)
+    return starts
 
 
-def _advance_cursors(detector: Detector, results: list[SeriesScore]) -> None:
-    """Move each series' cursor to its last scored point; never backwards (a backfill of old data)."""
-    moved = [(r.series_id, r.last_ts) for r in results if r.last_ts is not None]
+def _advance_cursors(detector: Detector, results: list[SeriesScore], starts: dict[int, datetime | None]) -> None:
+    """Move each series' cursor to its last scored point; never backwards (a backfill of old data). Late
+    points this run scored from are done with; later ones that landed meanwhile still wait."""
+    moved = [(r.series_id, r.last_ts, starts.get(r.series_id)) for r in results if r.last_ts is not None]
     if not moved:
         return
+    table = SeriesCursor._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            INSERT INTO {SeriesCursor._meta.db_table} (detector_id, series_id, scored_until, pending)
-            SELECT %s, s, t, false FROM unnest(%s::bigint[], %s::timestamptz[]) AS u(s, t)
+            INSERT INTO {table} (detector_id, series_id, scored_until, pending)
+            SELECT %s, s, t, false FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS u(s, t, f)
             ON CONFLICT (detector_id, series_id)
-            DO UPDATE SET scored_until = GREATEST(EXCLUDED.scored_until,
-                                                  {SeriesCursor._meta.db_table}.scored_until)
+            DO UPDATE SET scored_until = GREATEST(EXCLUDED.scored_until, {table}.scored_until),
+                rescore_from = CASE WHEN {table}.rescore_from >= (
+                    SELECT f FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(s, f) WHERE v.s = EXCLUDED.series_id
+                ) THEN NULL ELSE {table}.rescore_from END
             """,
-            [detector.pk, [s for s, _ in moved], [t for _, t in moved]],
-        )
+            [detector.pk, [s for s, _, _ in moved], [t for _, t, _ in moved], [f for _, _, f in moved],
+             [s for s, _, _ in moved], [f for _, _, f in moved]],
+        )  # fmt: skip
 
 
 def _after(ts: datetime | None) -> datetime | None:

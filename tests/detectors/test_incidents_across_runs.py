@@ -88,3 +88,21 @@ def test_a_lasting_fault_is_one_incident_followed_across_runs(team, heard):
     assert [(ts[e.start], ts[e.end]) for e in whole.events] == list(
         Anomaly.objects.filter(detector=detector).order_by("start_ts").values_list("start_ts", "end_ts")
     )
+
+
+def test_late_points_behind_the_cursor_are_scored(team):
+    dataset = make_dataset(team)
+    ts, values = sine(n=2400)
+    values[SHIFT] -= 10  # no shift in this one
+    send(dataset, ts[:2000], values[:2000])
+    detector = detector_create(dataset=dataset, name="latency", algorithm="auto")
+    run(detector)
+    send(dataset, ts[2000:2300], values[2000:2300])
+    assert run(detector).status == "succeeded"
+    assert not Anomaly.objects.filter(detector=detector).exists()
+    late = ts[2150] + pd.Timedelta(seconds=150)  # between two points already scored
+    send(dataset, [late], [values[2150] + 40])
+    assert run(detector).points_scored >= 150
+    (incident,) = Anomaly.objects.filter(detector=detector)
+    assert incident.start_ts == late
+    assert run(detector).points_scored == 0  # done with them
