@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.db.models import Q
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
@@ -29,6 +30,7 @@ class DetectorAdmin(TeamScopedAdmin, admin.ModelAdmin):
         ("Latest points, anomalies and expected band", {"fields": ["plots"]}),
         ("What to watch", {"fields": ["metric", "label_filter"]}),
         ("How", {"fields": ["algorithm", "params", "sensitivity", "training_points"]}),
+        ("Forecast band (expected range from stored forecasts)", {"fields": ["forecast_config", "forecast_level"]}),
         ("Incidents", {"fields": ["close_after", "adapt_after", "mask_after"]}),
         ("When", {"fields": ["schedule_interval", "next_run_at", "realtime"]}),
     ]
@@ -121,16 +123,26 @@ class DetectionRunAdmin(TeamScopedAdmin, LargeTableAdmin):
 
 @admin.register(Anomaly)
 class AnomalyAdmin(TeamScopedAdmin, LargeTableAdmin):
-    team_field = "detector__dataset__team"
-    list_display = ["start_ts", "detector", "what", "status", "points", "severity", "summary", "score_rounded",
-                    "review_status"]  # fmt: skip
-    list_filter = ["status", "severity", "review_status", "detector"]
-    list_select_related = ["detector", "series"]
-    raw_id_fields = ["detector", "series", "record", "model_version", "run"]
+    team_field = "detector__dataset__team"  # predicted incidents: through their forecast config (scope)
+    list_display = ["start_ts", "kind", "detector", "forecast_config", "what", "status", "points", "severity",
+                    "summary", "score_rounded", "review_status"]  # fmt: skip
+    list_filter = ["kind", "status", "severity", "review_status", "detector"]
+    list_select_related = ["detector", "forecast_config", "series"]
+    raw_id_fields = ["detector", "series", "record", "model_version", "run", "forecast_config", "forecast"]
     date_hierarchy = None
     readonly_fields = ["start_ts", "end_ts", "peak_ts", "status", "closed_ts", "close_reason", "last_seen", "points",
                        "value", "expected", "lower", "upper", "score", "severity", "explanation", "model_version",
-                       "run", "detector", "series", "record"]  # fmt: skip
+                       "run", "detector", "series", "record", "kind", "forecast_config", "forecast",
+                       "direction"]  # fmt: skip
+
+    def scope(self, request, queryset, *, writable: bool = False):
+        if request.user.is_superuser:
+            return queryset
+        teams = self.team_ids(request, writable=writable)
+        return queryset.filter(Q(detector__dataset__team__in=teams) | Q(forecast_config__dataset__team__in=teams))
+
+    def team_id_of(self, obj: Anomaly) -> int:
+        return (obj.detector or obj.forecast_config).dataset.team_id
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -5,4 +5,4 @@ class DetectorsConfig(AppConfig):
     name = "detectors"
 
     def ready(self) -> None:
-        from detectors import receivers  # noqa: F401  (subscribes to ingestion's points_arrived)
+        from detectors import receivers  # noqa: F401  (ingestion's points_arrived, forecasting's crossings)

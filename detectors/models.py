@@ -49,6 +49,17 @@ class Detector(BaseModel):
     realtime = models.BooleanField(default=False, help_text="Score newly ingested points within seconds.")
     record_cursor = models.BigIntegerField(null=True, blank=True, editable=False, help_text="Last scored record.")
     enabled = models.BooleanField(default=True)
+    forecast_config = models.ForeignKey(
+        "forecasting.ForecastConfig",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="detectors",
+        help_text="Score points against this config's stored forecasts where one covers them (same dataset).",
+    )
+    forecast_level = models.PositiveSmallIntegerField(
+        default=95, help_text="Which of the forecast's interval levels is the expected band, %."
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
 
     class Meta:
@@ -205,6 +216,12 @@ class IncidentStatus(models.TextChoices):
 class CloseReason(models.TextChoices):
     RECOVERED = "recovered", "Recovered: back inside its band"
     REBASELINED = "rebaselined", "Re-baselined: its level became the new normal"
+    NO_LONGER_FORECAST = "no_longer_forecast", "No longer forecast: a later forecast does not cross"
+
+
+class IncidentKind(models.TextChoices):
+    OBSERVED = "observed", "Observed: found in the data by a detector"
+    PREDICTED = "predicted", "Predicted: a forecast crosses a threshold"
 
 
 class Anomaly(BaseModel):
@@ -213,9 +230,23 @@ class Anomaly(BaseModel):
     `start_ts` is the alarm, `end_ts` the last abnormal point, `closed_ts` the point at which it closed.
     An open incident is followed by later runs; `state` holds what they need (the normal behaviour frozen at
     the alarm, and how far the incident has been followed).
+
+    A *predicted* incident (``kind``) comes from a forecast config's threshold, not from a detector: its
+    ``start_ts`` is the expected crossing time (the forecast's mean past the threshold, else its bound),
+    ``peak_ts`` the earliest plausible one (the bound), and a later forecast of the same config and
+    series moves it or, when it no longer crosses, closes it. Detection runs never see it.
     """
 
-    detector = models.ForeignKey(Detector, on_delete=models.CASCADE, related_name="anomalies")
+    kind = models.CharField(max_length=10, choices=IncidentKind.choices, default=IncidentKind.OBSERVED)
+    detector = models.ForeignKey(Detector, null=True, blank=True, on_delete=models.CASCADE, related_name="anomalies")
+    forecast_config = models.ForeignKey(
+        "forecasting.ForecastConfig", null=True, blank=True, on_delete=models.CASCADE, related_name="predicted"
+    )
+    forecast = models.ForeignKey(
+        "forecasting.Forecast", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Predicted: the latest forecast that crosses.",
+    )  # fmt: skip
+    direction = models.CharField(max_length=8, blank=True, help_text="Predicted: above or below the threshold.")
     series = models.ForeignKey(Series, null=True, blank=True, on_delete=models.CASCADE, related_name="anomalies")
     record = models.ForeignKey(Record, null=True, blank=True, on_delete=models.CASCADE, related_name="anomalies")
     model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL)
@@ -233,7 +264,7 @@ class Anomaly(BaseModel):
     review_status = models.CharField(max_length=16, choices=ReviewStatus.choices, default=ReviewStatus.UNREVIEWED)
     status = models.CharField(max_length=8, choices=IncidentStatus.choices, default=IncidentStatus.CLOSED)
     closed_ts = models.DateTimeField(null=True, blank=True, help_text="The point at which it closed.")
-    close_reason = models.CharField(max_length=16, choices=CloseReason.choices, blank=True)
+    close_reason = models.CharField(max_length=20, choices=CloseReason.choices, blank=True)
     last_seen = models.DateTimeField(null=True, blank=True, help_text="The latest point judged while it was open.")
     points = models.PositiveIntegerField(default=1, help_text="Points from the alarm to the last abnormal one.")
     state = models.JSONField(default=dict, blank=True, editable=False)
@@ -243,10 +274,25 @@ class Anomaly(BaseModel):
         verbose_name_plural = "anomalies"
         constraints = [
             models.UniqueConstraint(
-                fields=["detector", "series", "record", "start_ts"], name="anomaly_unique_start", nulls_distinct=False
+                fields=["detector", "series", "record", "start_ts"],
+                condition=Q(kind="observed"),
+                name="anomaly_unique_start",
+                nulls_distinct=False,
             ),
             models.UniqueConstraint(
-                fields=["detector", "series"], condition=Q(status="open"), name="anomaly_one_open_per_series"
+                fields=["detector", "series"],
+                condition=Q(status="open", kind="observed"),
+                name="anomaly_one_open_per_series",
+            ),
+            models.UniqueConstraint(
+                fields=["forecast_config", "series", "direction"],
+                condition=Q(status="open", kind="predicted"),
+                name="anomaly_one_open_prediction",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="observed", detector__isnull=False)
+                | Q(kind="predicted", forecast_config__isnull=False, series__isnull=False),
+                name="anomaly_kind_has_source",
             ),
         ]
         indexes = [

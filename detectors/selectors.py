@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from detectors.models import Anomaly, Detector
 from ingestion.models import Series
@@ -30,7 +30,9 @@ def detectors_for_user(*, user) -> QuerySet[Detector]:
 
 
 def anomalies_for_user(*, user) -> QuerySet[Anomaly]:
-    return Anomaly.objects.filter(detector__dataset__team__in=team_ids_for_user(user=user))
+    """Observed incidents through their detector, predicted ones through their forecast config."""
+    teams = team_ids_for_user(user=user)
+    return Anomaly.objects.filter(Q(detector__dataset__team__in=teams) | Q(forecast_config__dataset__team__in=teams))
 
 
 @dataclass

@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from detectors.models import Anomaly, DetectionRun, Detector, ModelVersion
+from forecasting.models import ForecastConfig
 from ingestion.models import Dataset
 from teams.selectors import team_ids_for_user
 
@@ -11,7 +12,7 @@ class DetectorSerializer(serializers.ModelSerializer):
         fields = [
             "id", "dataset", "name", "metric", "label_filter", "algorithm", "params", "sensitivity",
             "training_points", "close_after", "adapt_after", "mask_after", "schedule_interval", "next_run_at",
-            "realtime",
+            "realtime", "forecast_config", "forecast_level",
             "enabled", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["next_run_at", "created_at", "updated_at"]
@@ -22,6 +23,7 @@ class DetectorSerializer(serializers.ModelSerializer):
         if request is not None and request.user.is_authenticated:
             writable = team_ids_for_user(user=request.user, writable=True)
             fields["dataset"].queryset = Dataset.objects.filter(team__in=writable)
+            fields["forecast_config"].queryset = ForecastConfig.objects.filter(dataset__team__in=writable)
         if self.instance is not None:
             fields["dataset"].read_only = True
         return fields
@@ -57,7 +59,8 @@ class AnomalySerializer(serializers.ModelSerializer):
     class Meta:
         model = Anomaly
         fields = [
-            "id", "detector", "series", "metric", "labels", "record", "model_version", "start_ts", "end_ts",
+            "id", "kind", "detector", "forecast_config", "forecast", "direction", "series", "metric", "labels",
+            "record", "model_version", "start_ts", "end_ts",
             "peak_ts", "status", "closed_ts", "close_reason", "last_seen", "points", "value", "expected", "lower",
             "upper", "score", "severity", "explanation", "review_status", "created_at",
         ]  # fmt: skip

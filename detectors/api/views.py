@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import django_filters
+from django.db.models import Q
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -17,6 +18,7 @@ from detectors.api.serializers import (
     WindowSerializer,
 )
 from detectors.models import Anomaly, DetectionRun, Detector, ModelVersion, RunTrigger
+from detectors.selectors import anomalies_for_user
 from detectors.services import configs, modelling, runs
 from teams.permissions import TeamScopedMixin
 
@@ -83,19 +85,30 @@ class AnomalyFilter(IdFilterSet):
     start = django_filters.IsoDateTimeFilter(field_name="start_ts", lookup_expr="gte")
     end = django_filters.IsoDateTimeFilter(field_name="start_ts", lookup_expr="lt")
     min_score = django_filters.NumberFilter(field_name="score", lookup_expr="gte")
-    dataset = IdFilter(field_name="detector__dataset")
+    dataset = IdFilter(method="filter_dataset")
 
     class Meta:
         model = Anomaly
-        fields = ["detector", "series", "record", "severity", "review_status"]
+        fields = [
+            "kind", "detector", "forecast_config", "direction", "series", "record", "severity", "review_status",
+            "status",
+        ]  # fmt: skip
+
+    def filter_dataset(self, queryset, name, value):
+        return queryset.filter(Q(detector__dataset=value) | Q(forecast_config__dataset=value))
 
 
 class AnomalyViewSet(TeamScopedMixin, viewsets.ReadOnlyModelViewSet):
-    """Anomalies, newest first, filtered by detector, series, severity, review status and time."""
+    """Incidents, newest first, filtered by kind (observed, predicted), detector or forecast config, series,
+    severity, review status, status and time."""
 
     queryset = Anomaly.objects.select_related("series")
     serializer_class = AnomalySerializer
-    team_field = "detector__dataset__team"
+    team_field = "detector__dataset__team"  # predicted incidents: through their forecast config (get_queryset)
+
+    def get_queryset(self):
+        return anomalies_for_user(user=self.request.user).select_related("series")
+
     filterset_class = AnomalyFilter
 
     class Pagination(NewestFirstCursorPagination):

@@ -17,7 +17,8 @@ from ingestion.models import DatasetKind, Record, Series
 
 EDITABLE_FIELDS = {
     "name", "metric", "label_filter", "algorithm", "params", "sensitivity", "training_points",
-    "close_after", "adapt_after", "mask_after", "schedule_interval", "realtime", "enabled",
+    "close_after", "adapt_after", "mask_after", "schedule_interval", "realtime", "enabled", "forecast_config",
+    "forecast_level",
 }  # fmt: skip
 
 
@@ -56,8 +57,25 @@ def _check(detector: Detector) -> None:
     detector.params = validate_algorithm_params(
         algorithm=detector.algorithm, params=detector.params, table=detector.dataset.kind == DatasetKind.TABLE
     )
+    _check_forecast(detector)
     if detector.schedule_interval is not None and detector.schedule_interval.total_seconds() < 60:
         raise ApplicationError("schedule_interval must be at least one minute.", extra={"field": "schedule_interval"})
+
+
+def _check_forecast(detector: Detector) -> None:
+    """A forecast band comes from a config of the detector's own dataset, at one of its levels."""
+    config = detector.forecast_config
+    if config is None:
+        return
+    if config.dataset_id != detector.dataset_id:
+        raise ApplicationError(
+            "The forecast config must forecast the detector's own dataset.", extra={"field": "forecast_config"}
+        )
+    if detector.forecast_level not in config.levels:
+        raise ApplicationError(
+            f"forecast_level must be one of the config's levels: {', '.join(map(str, config.levels))}.",
+            extra={"field": "forecast_level"},
+        )
 
 
 def _next_run(detector: Detector, now: datetime) -> datetime | None:

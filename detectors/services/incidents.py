@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from django.db import connection
 
-from detectors.models import Anomaly, IncidentStatus
+from detectors.models import Anomaly, IncidentKind, IncidentStatus
 from ingestion.bulk import utc_from_us
 
 
 def open_incidents(*, detector, series_ids: list[int]) -> dict[int, Anomaly]:
     """{series id: its open incident} (at most one per detector and series)."""
-    found = Anomaly.objects.filter(detector=detector, series_id__in=series_ids, status=IncidentStatus.OPEN)
+    found = Anomaly.objects.filter(
+        detector=detector, series_id__in=series_ids, status=IncidentStatus.OPEN, kind=IncidentKind.OBSERVED
+    )
     return {incident.series_id: incident for incident in found}
 
 
@@ -21,9 +23,9 @@ def incidents_overlapping(*, detector, points: dict[int, tuple]) -> dict[int, li
         return {}
     earliest = utc_from_us(min(lo for lo, _ in spans.values()))
     latest = utc_from_us(max(hi for _, hi in spans.values()))
-    candidates = Anomaly.objects.filter(detector=detector, series_id__in=list(spans), start_ts__lte=latest).exclude(
-        status=IncidentStatus.CLOSED, closed_ts__lt=earliest
-    )
+    candidates = Anomaly.objects.filter(
+        detector=detector, kind=IncidentKind.OBSERVED, series_id__in=list(spans), start_ts__lte=latest
+    ).exclude(status=IncidentStatus.CLOSED, closed_ts__lt=earliest)
     out: dict[int, list[Anomaly]] = {}
     for incident in candidates.order_by("start_ts"):
         lo, hi = (utc_from_us(us) for us in spans[incident.series_id])

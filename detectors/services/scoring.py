@@ -18,7 +18,8 @@ import numpy as np
 from django.db import connection, transaction
 from django.utils import timezone
 
-from detectors.algorithms.incidents import Prior, Progress, Reference
+from detectors.algorithms.forecast_band import ForecastBand
+from detectors.algorithms.incidents import Prior, Progress, Reference, describe
 from detectors.algorithms.postprocess import Event, detect, sensitivity_threshold
 from detectors.models import Anomaly, Detector, IncidentStatus, ModelVersion, SeriesCursor
 from detectors.services.incidents import incidents_insert, incidents_overlapping, open_incidents
@@ -31,6 +32,7 @@ from detectors.services.modelling import (
     model_is_current,
     model_versions_store,
 )
+from forecasting.selectors import forecast_band_at
 from ingestion.bulk import points_read_around, timestamps_from_us, utc_from_us
 from ingestion.models import Series
 
@@ -163,15 +165,46 @@ def _score_series(detector, series_id, ts_us, values, score_from, model, fitted,
     if score_from is not None:  # incidents from the scoring start on (late points) are found again
         incidents = [i for i in incidents if i.start_ts < score_from]
     priors = [_prior(incident, ts_us) for incident in incidents]
+    band = _forecast_band(detector, series_id, ts_us, fitted)
+    scorer = band if band is not None else fitted
     result = detect(
-        fitted, values, timestamps_from_us(ts_us), threshold=threshold, alarm_from=first_scored,
+        scorer, values, timestamps_from_us(ts_us), threshold=threshold, alarm_from=first_scored,
         close_after=detector.close_after, adapt_after=detector.adapt_after, mask_after=detector.mask_after,
         priors=[p for p in priors if p is not None],
     )  # fmt: skip
     outcome.events = result.events
+    if band is not None:
+        for event in outcome.events:
+            _explain_forecast(detector, band, event)
     outcome.resumed = next((i for i in incidents if i.status == IncidentStatus.OPEN), None)
     outcome.points_scored = len(ts_us) - first_scored
     return outcome
+
+
+def _forecast_band(detector: Detector, series_id: int, ts_us: np.ndarray, fitted) -> ForecastBand | None:
+    """The detector's forecast band over the points read (one query), or None when it has none."""
+    if detector.forecast_config_id is None:
+        return None
+    mean, lower, upper = forecast_band_at(
+        series_id=series_id, ts_us=ts_us, level=detector.forecast_level, config_id=detector.forecast_config_id
+    )
+    if not np.isfinite(mean).any():
+        return None  # no forecast covers these points: the algorithm's own expectation
+    return ForecastBand(fitted, ts_us, mean, lower, upper, level=detector.forecast_level)
+
+
+def _explain_forecast(detector: Detector, band: ForecastBand, event: Event) -> None:
+    """An incident whose peak a forecast covers shows the forecast's band as what was expected."""
+    mean, lower, upper = (float(a[0]) for a in band.band_at(timestamps_from_us(np.array([_us(event.peak_ts)])), 1))
+    if not np.isfinite(mean):
+        return
+    event.expected, event.lower, event.upper = mean, lower, upper
+    explanation = event.explanation
+    explanation.update(expected=mean, band=[lower, upper], expected_from="forecast",
+                       forecast_config=detector.forecast_config_id, forecast_level=detector.forecast_level)  # fmt: skip
+    if isinstance(event.value, int | float) and "shape" in explanation:
+        text = describe(explanation["shape"], event.value, lower, upper, event.rows, "")
+        explanation["text"] = f"{text} The expected range is the forecast's {detector.forecast_level}% interval."
 
 
 def _row(ts_us: np.ndarray, ts: datetime) -> int:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 import numpy as np
 from django.db import connection, transaction
 
+from forecasting import signals
 from forecasting.methods import get_method
 from forecasting.models import Forecast, ForecastConfig, ForecastModelVersion, ForecastPoint
 from forecasting.services.configs import MIN_TRAINING_POINTS
@@ -123,7 +124,16 @@ def chunk_forecast(
             forecasts_track(forecast_ids=ids)
             if not origins:  # a backfill's past forecasts predict nothing any more
                 outcome.crossings = len(crossings_detect(config=config, forecast_ids=ids))
+                transaction.on_commit(lambda: _announce_made(config.pk, list(ids)))
     return outcome
+
+
+def _announce_made(config_id: int, forecast_ids: list[int]) -> None:
+    for receiver, result in signals.forecasts_made.send_robust(
+        sender=Forecast, config_id=config_id, forecast_ids=forecast_ids
+    ):
+        if isinstance(result, Exception):
+            logger.error("forecasts_made receiver failed", extra={"receiver": repr(receiver), "error": repr(result)})
 
 
 INSERT_FORECASTS = f"""

@@ -48,7 +48,7 @@ def test_it_creates_a_detector_through_the_admin_form(admin_client, spiky_datase
         "/admin/detectors/detector/add/",
         {"dataset": spiky_dataset.pk, "name": "from admin", "enabled": "on", "metric": "", "label_filter": "{}",
          "algorithm": "mad", "params": "{}", "sensitivity": "0.5", "training_points": "500", "close_after": "10",
-         "adapt_after": "0", "mask_after": "0",
+         "adapt_after": "0", "mask_after": "0", "forecast_config": "", "forecast_level": "95",
          "schedule_interval": "", "realtime": ""},
     )  # fmt: skip
     assert response.status_code == 302, response.content.decode()[:2000]
