@@ -103,6 +103,24 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 INGEST_MAX_REPORTED_ERRORS = envint("INGEST_MAX_REPORTED_ERRORS", 100)
 # Points dated more than this after now are refused per row (a clock set wrong must not move cursors).
 INGEST_MAX_FUTURE_SECONDS = envint("INGEST_MAX_FUTURE_SECONDS", 86400)
+# Timestamps must fall in [January 1 of INGEST_MIN_YEAR, end of INGEST_MAX_YEAR], checked per row.
+INGEST_MIN_YEAR = envint("INGEST_MIN_YEAR", 1000)
+INGEST_MAX_YEAR = envint("INGEST_MAX_YEAR", 2999)
+# A series' name and labels (refused per distinct series, with its rows). The columns hold 200 characters.
+INGEST_MAX_METRIC_LENGTH = envint("INGEST_MAX_METRIC_LENGTH", 200)
+INGEST_MAX_LABELS = envint("INGEST_MAX_LABELS", 20)
+INGEST_MAX_LABEL_KEY_LENGTH = envint("INGEST_MAX_LABEL_KEY_LENGTH", 100)
+INGEST_MAX_LABEL_VALUE_LENGTH = envint("INGEST_MAX_LABEL_VALUE_LENGTH", 200)
+# A table row's external id (the column holds 200 characters).
+INGEST_MAX_EXTERNAL_ID_LENGTH = envint("INGEST_MAX_EXTERNAL_ID_LENGTH", 200)
+if not 1 <= INGEST_MIN_YEAR < INGEST_MAX_YEAR <= 9998:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("INGEST_MIN_YEAR and INGEST_MAX_YEAR must satisfy 1 <= min < max <= 9998")
+if not (1 <= INGEST_MAX_METRIC_LENGTH <= 200 and 1 <= INGEST_MAX_EXTERNAL_ID_LENGTH <= 200):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("INGEST_MAX_METRIC_LENGTH and INGEST_MAX_EXTERNAL_ID_LENGTH must be 1-200")
 
 # --- API tokens --------------------------------------------------------------
 # Lifetime of a new token when none is asked for, and the longest one that may be asked for (days).
@@ -122,6 +140,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",
         "teams.permissions.TokenScopePermission",
+    ],
+    "DEFAULT_PARSER_CLASSES": [
+        "common.parsers.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_FILTER_BACKENDS": ["common.filters.IdFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "common.pagination.DefaultPagination",
