@@ -4,7 +4,8 @@ from datetime import UTC, datetime
 from unittest import mock
 
 import pytest
-from django.test import override_settings
+from django.contrib.auth import get_user_model
+from django.test import Client, override_settings
 
 from ingestion import services
 from ingestion.models import IngestBatch, IngestStatus, Series
@@ -139,9 +140,6 @@ def test_a_worker_given_hostile_rows_rejects_the_batch(dataset):
 
 
 def test_a_series_at_the_end_of_time_still_reads(owner_client, dataset):
-    from django.contrib.auth import get_user_model
-    from django.test import Client
-
     end = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
     series = Series.objects.create(dataset=dataset, metric="m", point_count=1, first_ts=end, last_ts=end)
     assert owner_client.get(f"/api/v1/series?dataset={dataset.pk}").status_code == 200
@@ -151,3 +149,28 @@ def test_a_series_at_the_end_of_time_still_reads(owner_client, dataset):
     admin.force_login(get_user_model().objects.create_superuser("root", "root@example.com", "pw-root"))
     assert admin.get("/admin/ingestion/series/").status_code == 200
     assert admin.get(f"/admin/ingestion/series/{series.pk}/change/").status_code == 200
+
+
+def test_a_point_at_the_end_of_time_does_not_break_reads_or_runs(owner_client, dataset):
+    from detectors.models import RunStatus, RunTrigger
+    from detectors.services.configs import detector_create
+    from detectors.services.runs import run_create, run_execute
+    from ingestion.models import Point
+
+    end = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    rows = [{"metric": "m", "ts": f"2024-01-01T{h:02d}:00:00Z", "value": h % 5} for h in range(24)]
+    assert owner_client.post(points_url(dataset), rows, format="json").status_code == 201
+    series = Series.objects.get(dataset=dataset)
+    Point.objects.create(series=series, ts=end, value=1)
+    Series.objects.filter(pk=series.pk).update(point_count=25, last_ts=end)
+    assert owner_client.get(f"/api/v1/series?dataset={dataset.pk}").status_code == 200
+    assert owner_client.get(f"/api/v1/datasets/{dataset.pk}/summary").status_code == 200
+    assert owner_client.get(f"/api/v1/series/{series.pk}/points?resample=1h").status_code == 200
+    admin = Client()
+    admin.force_login(get_user_model().objects.create_superuser("root", "root@example.com", "pw-root"))
+    assert admin.get(f"/admin/ingestion/series/{series.pk}/change/").status_code == 200
+    detector = detector_create(dataset=dataset, name="d", algorithm="zscore")
+    run = run_execute(run=run_create(detector=detector, trigger=RunTrigger.MANUAL))
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    run = run_execute(run=run_create(detector=detector, trigger=RunTrigger.MANUAL))
+    assert run.status == RunStatus.SUCCEEDED, run.error
