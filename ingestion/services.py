@@ -204,6 +204,8 @@ def _load_points(batch: IngestBatch, chunks) -> IngestBatch:
     try:
         with transaction.atomic():
             loader = PointLoader(batch.dataset)
+            limited = batch.source in API_SOURCES  # files loaded from the command line stream any size
+            series_keys: set = set()
             latest_us = int((timezone.now().timestamp() + settings.INGEST_MAX_FUTURE_SECONDS) * 1e6)
             for first_row, frame, labels in chunks():
                 columns = point_columns(
@@ -211,6 +213,9 @@ def _load_points(batch: IngestBatch, chunks) -> IngestBatch:
                 )
                 received += columns.received
                 accepted += len(columns.value)
+                if limited:
+                    series_keys.update(columns.series_keys)
+                    _check_upload_size(received, len(series_keys))
                 if not (strict and errors.count):  # a strict upload that failed only keeps validating
                     loader.load(columns)
             if (strict and errors.count) or not accepted:
@@ -241,6 +246,7 @@ def _load_records(batch: IngestBatch, chunks) -> IngestBatch:
         with transaction.atomic():
             for first_row, frame, _labels in chunks():
                 received += len(frame)
+                _check_upload_size(received, 0)
                 parts.append(_record_columns(frame, first_row=first_row, errors=errors))
                 accepted += len(parts[-1][2])
             if (batch.mode == IngestMode.STRICT and errors.count) or not accepted:
@@ -265,6 +271,22 @@ def _load_records(batch: IngestBatch, chunks) -> IngestBatch:
         batch, status=IngestStatus.PARTIAL if errors.count else IngestStatus.COMPLETED, received=received,
         rejected=received - accepted, errors=errors.sorted_items(), result=result,
     )  # fmt: skip
+
+
+API_SOURCES = {IngestSource.API_JSON, IngestSource.API_CSV}
+
+
+def _check_upload_size(rows: int, series: int) -> None:
+    if rows > settings.INGEST_MAX_ROWS:
+        raise ApplicationError(
+            f"The upload holds more than {settings.INGEST_MAX_ROWS} rows (INGEST_MAX_ROWS); split it.",
+            extra={"field": None},
+        )
+    if series > settings.INGEST_MAX_SERIES:
+        raise ApplicationError(
+            f"The upload touches more than {settings.INGEST_MAX_SERIES} series (INGEST_MAX_SERIES); split it.",
+            extra={"field": None},
+        )
 
 
 RESERVED_RECORD_FIELDS = {"external_id", "id", "features"}

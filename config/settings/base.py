@@ -111,6 +111,9 @@ INGEST_MAX_METRIC_LENGTH = envint("INGEST_MAX_METRIC_LENGTH", 200)
 INGEST_MAX_LABELS = envint("INGEST_MAX_LABELS", 20)
 INGEST_MAX_LABEL_KEY_LENGTH = envint("INGEST_MAX_LABEL_KEY_LENGTH", 100)
 INGEST_MAX_LABEL_VALUE_LENGTH = envint("INGEST_MAX_LABEL_VALUE_LENGTH", 200)
+# Rows and distinct series one API upload may hold (the command line streams files of any size).
+INGEST_MAX_ROWS = envint("INGEST_MAX_ROWS", 5_000_000)
+INGEST_MAX_SERIES = envint("INGEST_MAX_SERIES", 100_000)
 # A table row's external id (the column holds 200 characters).
 INGEST_MAX_EXTERNAL_ID_LENGTH = envint("INGEST_MAX_EXTERNAL_ID_LENGTH", 200)
 if not 1 <= INGEST_MIN_YEAR < INGEST_MAX_YEAR <= 9998:
@@ -121,6 +124,14 @@ if not (1 <= INGEST_MAX_METRIC_LENGTH <= 200 and 1 <= INGEST_MAX_EXTERNAL_ID_LEN
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured("INGEST_MAX_METRIC_LENGTH and INGEST_MAX_EXTERNAL_ID_LENGTH must be 1-200")
+
+# --- Detector limits -------------------------------------------------------------
+# Most detectors one team may have, most members of an ensemble, most points a model is fitted on,
+# and the shortest schedule_interval.
+DETECTOR_MAX_PER_TEAM = envint("DETECTOR_MAX_PER_TEAM", 200)
+DETECTOR_MAX_ENSEMBLE_MEMBERS = envint("DETECTOR_MAX_ENSEMBLE_MEMBERS", 8)
+DETECTOR_MAX_TRAINING_POINTS = envint("DETECTOR_MAX_TRAINING_POINTS", 100_000)
+DETECTOR_MIN_SCHEDULE_SECONDS = envint("DETECTOR_MIN_SCHEDULE_SECONDS", 60)
 
 # --- API tokens --------------------------------------------------------------
 # Lifetime of a new token when none is asked for, and the longest one that may be asked for (days).

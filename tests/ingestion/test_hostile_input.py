@@ -174,3 +174,19 @@ def test_a_point_at_the_end_of_time_does_not_break_reads_or_runs(owner_client, d
     assert run.status == RunStatus.SUCCEEDED, run.error
     run = run_execute(run=run_create(detector=detector, trigger=RunTrigger.MANUAL))
     assert run.status == RunStatus.SUCCEEDED, run.error
+
+
+@override_settings(INGEST_MAX_ROWS=3)
+def test_it_refuses_an_upload_with_too_many_rows(owner_client, dataset, table):
+    text = "metric,ts,value\n" + "".join(f"m,2024-01-0{d},1\n" for d in range(1, 5))
+    body = assert_refused(owner_client.post(points_url(dataset), text.encode(), content_type=CSV), dataset)
+    assert "INGEST_MAX_ROWS" in body["detail"]
+    rows = [{"external_id": str(i), "amount": i} for i in range(4)]
+    assert_refused(owner_client.post(f"/api/v1/datasets/{table.pk}/records", rows, format="json"), table)
+
+
+@override_settings(INGEST_MAX_SERIES=2)
+def test_it_refuses_an_upload_touching_too_many_series(owner_client, dataset):
+    text = "metric,ts,value\na,2024-01-01,1\nb,2024-01-01,1\nc,2024-01-01,1\n"
+    body = assert_refused(owner_client.post(points_url(dataset), text.encode(), content_type=CSV), dataset)
+    assert "INGEST_MAX_SERIES" in body["detail"] and not Series.objects.filter(dataset=dataset).exists()
