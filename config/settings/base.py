@@ -97,7 +97,8 @@ LOGIN_URL = "admin:login"
 # --- Upload limits -----------------------------------------------------------
 # Uploads larger than this are refused with 413 before they are read.
 INGEST_MAX_UPLOAD_BYTES = envint("INGEST_MAX_UPLOAD_BYTES", 100 * 1024 * 1024)
-DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_UPLOAD_BYTES
+# Every other request body and form (the admin login, the API's JSON) is refused above this size.
+DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # How many rejected rows an IngestBatch keeps in full (the count is always exact).
 INGEST_MAX_REPORTED_ERRORS = envint("INGEST_MAX_REPORTED_ERRORS", 100)

@@ -84,6 +84,7 @@ class _UploadView(TeamScopedMixin, APIView):
         labels = self._labels(options.get("labels"))
         refusal = self._refusal(request)
         if refusal is None:
+            _read_body(request)
             try:
                 data, content_type, filename, raw = self._body(request)
             except (ParseError, ApplicationError) as exc:
@@ -157,6 +158,17 @@ class _UploadView(TeamScopedMixin, APIView):
         if media == "application/json":
             return request.data, media, "", raw
         return raw, "text/csv", "", raw
+
+
+def _read_body(request) -> None:
+    """Read the body now, so that INGEST_MAX_UPLOAD_BYTES bounds it rather than DATA_UPLOAD_MAX_MEMORY_SIZE.
+
+    Django checks DATA_UPLOAD_MAX_MEMORY_SIZE the first time `body` is read; a body already read is kept
+    as it is and parsed from there. Multipart files go to upload handlers and are not held by this.
+    """
+    django_request = request._request
+    if django_request.content_type != "multipart/form-data" and not django_request._read_started:
+        django_request._body = django_request.read()
 
 
 def _content_length(request) -> int:
