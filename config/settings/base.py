@@ -143,6 +143,12 @@ if not 1 <= API_TOKEN_DEFAULT_TTL_DAYS <= API_TOKEN_MAX_TTL_DAYS:
 
     raise ImproperlyConfigured("API_TOKEN_DEFAULT_TTL_DAYS must be between 1 and API_TOKEN_MAX_TTL_DAYS")
 
+# --- Failed logins -------------------------------------------------------------
+# After this many failed API authentications or admin logins from one IP within the window (seconds),
+# that IP gets 429 until the window ends.
+AUTH_FAILURE_LIMIT = envint("AUTH_FAILURE_LIMIT", 20)
+AUTH_FAILURE_WINDOW_SECONDS = envint("AUTH_FAILURE_WINDOW_SECONDS", 600)
+
 # --- REST API ----------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -163,6 +169,12 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "common.api.exception_handler",
+    # Requests per API token (or per user of a browser session); failed authentications are limited
+    # per IP by AUTH_FAILURE_LIMIT (teams.authentication).
+    "DEFAULT_THROTTLE_CLASSES": ["common.throttling.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"token": env("API_THROTTLE_TOKEN_RATE", "1200/min")},
+    # Proxies in front of the app that append to X-Forwarded-For (the client's IP is read through them).
+    "NUM_PROXIES": envint("NUM_PROXIES", 0) or None,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {
