@@ -426,9 +426,9 @@ def labels_problem(labels: dict, limits: KeyLimits) -> str | None:
 
 
 def _key_size_problem(key: SeriesKey) -> str | None:
-    size = len(key[0].encode()) + len(key[1].encode())
-    if size > SERIES_KEY_MAX_BYTES:
-        return f"the metric and labels take {size} bytes; at most {SERIES_KEY_MAX_BYTES} fit a series"
+    # One message for every size: rows are grouped by message, so it must not vary per series.
+    if len(key[0].encode()) + len(key[1].encode()) > SERIES_KEY_MAX_BYTES:
+        return f"the metric and labels together must take at most {SERIES_KEY_MAX_BYTES} bytes"
     return None
 
 
