@@ -2,7 +2,10 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from common.throttling import throttle_login_failures
 from config.health import health
+
+admin.site.login = throttle_login_failures(admin.site.login)
 
 api_v1 = [
     path("", include("teams.api.urls")),

@@ -19,13 +19,42 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from django.conf import settings
 
 from common.exceptions import ApplicationError
 
 TS_COLUMNS = ("ts", "timestamp", "time")
 # Epoch numbers at or above this are milliseconds (1e11 seconds would be the year 5138).
 EPOCH_MS_THRESHOLD = 1e11
-MAX_NAME_LENGTH = 200
+# A series' metric and labels are one entry of a unique btree index, whose entries must stay under
+# about 2.7 kB: the metric and labels JSON together are kept below this many UTF-8 bytes.
+SERIES_KEY_MAX_BYTES = 2000
+
+
+@dataclass(frozen=True)
+class KeyLimits:
+    """Limits on a series' name and labels, read from the settings once per chunk."""
+
+    metric: int
+    labels: int
+    key: int
+    value: int
+
+    @classmethod
+    def from_settings(cls) -> KeyLimits:
+        return cls(
+            metric=settings.INGEST_MAX_METRIC_LENGTH,
+            labels=settings.INGEST_MAX_LABELS,
+            key=settings.INGEST_MAX_LABEL_KEY_LENGTH,
+            value=settings.INGEST_MAX_LABEL_VALUE_LENGTH,
+        )
+
+
+def ts_range_us() -> tuple[int, int]:
+    """[first, last] µs since the epoch a stored timestamp may take (INGEST_MIN_YEAR .. INGEST_MAX_YEAR)."""
+    first = (np.datetime64(f"{settings.INGEST_MIN_YEAR:04d}-01-01", "us") - np.datetime64(0, "us")).astype(np.int64)
+    end = np.datetime64(f"{settings.INGEST_MAX_YEAR + 1:04d}-01-01", "us") - np.datetime64(0, "us")
+    return int(first), int(end.astype(np.int64)) - 1
 
 
 @dataclass
@@ -185,6 +214,14 @@ def parse_timestamps(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         epoch_us, epoch_bad = _epoch_to_us(numbers)
         us[retry] = epoch_us
         bad[retry] = epoch_bad
+    return _in_range(us, bad)
+
+
+def _in_range(us: np.ndarray, bad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An offset can take an ISO timestamp past year 9999 or before year 1: outside the range is bad."""
+    first, last = ts_range_us()
+    bad = bad | (us < first) | (us > last)
+    us[bad] = 0
     return us, bad
 
 
@@ -194,7 +231,7 @@ def _epoch_to_us(numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # PostgreSQL's timestamptz reaches year 294276; keep to a sane range instead.
     bad |= (seconds < -62135596800) | (seconds > 253402300799)  # 0001-01-01 .. 9999-12-31
     us = np.where(bad, 0, np.round(np.nan_to_num(seconds) * 1e6)).astype(np.int64)
-    return us, bad
+    return _in_range(us, bad)
 
 
 def parse_values(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -218,7 +255,10 @@ def parse_labels_text(text) -> dict:
     else:
         text = str(text).strip()
         if text.startswith("{"):
-            labels = json.loads(text)
+            try:
+                labels = json.loads(text)
+            except RecursionError as exc:
+                raise ValueError("labels nested too deep") from exc
             if not isinstance(labels, dict):
                 raise ValueError("labels must be an object")
         else:
@@ -258,7 +298,8 @@ def point_columns(
         errors.add(
             rows[ts_bad],
             ts_name,
-            "not a timestamp (ISO 8601, epoch seconds or epoch milliseconds)",
+            "not a timestamp (ISO 8601, epoch seconds or epoch milliseconds) "
+            "between INGEST_MIN_YEAR and INGEST_MAX_YEAR",
             frame[ts_name].to_numpy()[ts_bad],
         )
     if latest_us is not None:
@@ -302,10 +343,11 @@ def _long_series_keys(frame: pd.DataFrame, ts_name: str, upload_labels: dict, ro
     combos, first_rows = np.unique(group, return_index=True)
     cells = {column: frame[column].to_numpy()[first_rows] for column in columns}
     key_index: dict[SeriesKey, int] = {}
+    limits = KeyLimits.from_settings()
     combo_key = np.zeros(len(combos), dtype=np.int64)
     combo_problem: dict[tuple[str, str], list[int]] = {}
     for i in range(len(combos)):
-        key, problem = _series_key({column: cells[column][i] for column in columns}, upload_labels)
+        key, problem = _series_key({column: cells[column][i] for column in columns}, upload_labels, limits)
         if problem is None:
             combo_key[i] = key_index.setdefault(key, len(key_index))
         else:
@@ -336,11 +378,14 @@ def label_text(value) -> str:
     return str(value)
 
 
-def _series_key(cells: dict, upload_labels: dict) -> tuple[SeriesKey | None, tuple[str, str] | None]:
+def _series_key(cells: dict, upload_labels: dict, limits: KeyLimits) -> tuple[SeriesKey | None, tuple[str, str] | None]:
     """Labels, lowest precedence first: label columns, the row's `labels` cell, the upload's labels."""
     metric = cells.pop("metric")
-    if _missing(metric) or isinstance(metric, dict | list) or len(str(metric).strip()) > MAX_NAME_LENGTH:
-        return None, ("metric", f"metric name must be 1-{MAX_NAME_LENGTH} characters")
+    if _missing(metric) or isinstance(metric, dict | list):
+        return None, ("metric", f"metric name must be 1-{limits.metric} characters")
+    problem = _name_problem(str(metric).strip(), limits.metric, "metric name")
+    if problem:
+        return None, ("metric", problem)
     raw_labels = cells.pop("labels", None)
     if any(isinstance(value, dict | list) for value in cells.values()):
         return None, ("labels", "label values must be strings or numbers")
@@ -350,16 +395,57 @@ def _series_key(cells: dict, upload_labels: dict) -> tuple[SeriesKey | None, tup
     except ValueError:
         return None, ("labels", "labels must be a JSON object of strings, or key=value;key=value")
     labels.update(upload_labels)
-    return (str(metric).strip(), canonical_labels(labels)), None
+    key = (str(metric).strip(), canonical_labels(labels))
+    problem = labels_problem(labels, limits) or _key_size_problem(key)
+    if problem:
+        return None, ("labels", problem)
+    return key, None
+
+
+def _name_problem(name: str, limit: int, what: str) -> str | None:
+    if not name or len(name) > limit:
+        return f"{what} must be 1-{limit} characters"
+    if "\x00" in name:
+        return f"{what} must not contain a NUL character"
+    return None
+
+
+def labels_problem(labels: dict, limits: KeyLimits) -> str | None:
+    """Why a series' labels cannot be stored (count, key and value length, NUL), or None."""
+    if len(labels) > limits.labels:
+        return f"at most {limits.labels} labels (INGEST_MAX_LABELS)"
+    for key, value in labels.items():
+        problem = _name_problem(key, limits.key, "a label key")
+        if problem:
+            return f"{problem} (INGEST_MAX_LABEL_KEY_LENGTH)" if "characters" in problem else problem
+        if len(value) > limits.value:
+            return f"label values must be at most {limits.value} characters (INGEST_MAX_LABEL_VALUE_LENGTH)"
+        if "\x00" in value:
+            return "a label value must not contain a NUL character"
+    return None
+
+
+def _key_size_problem(key: SeriesKey) -> str | None:
+    # One message for every size: rows are grouped by message, so it must not vary per series.
+    if len(key[0].encode()) + len(key[1].encode()) > SERIES_KEY_MAX_BYTES:
+        return f"the metric and labels together must take at most {SERIES_KEY_MAX_BYTES} bytes"
+    return None
 
 
 def _wide_points(frame, ts_name, ts_us, ts_bad, rows, upload_labels, errors) -> PointColumns:
     metrics = [str(c) for c in frame.columns if c != ts_name]
     if not metrics:
         raise ApplicationError("No metric columns: wide rows need ts plus one column per metric.")
-    if any(not m or len(m) > MAX_NAME_LENGTH for m in metrics):
-        raise ApplicationError(f"Metric column names must be 1-{MAX_NAME_LENGTH} characters.")
+    limits = KeyLimits.from_settings()
+    for metric in metrics:
+        problem = _name_problem(metric, limits.metric, "metric column names")
+        if problem:
+            raise ApplicationError(f"{problem.capitalize()}.", extra={"field": "metric"})
     labels_text = canonical_labels(upload_labels)
+    longest = max(metrics, key=lambda m: len(m.encode()))
+    problem = labels_problem(upload_labels, limits) or _key_size_problem((longest, labels_text))
+    if problem:
+        raise ApplicationError(f"Bad labels: {problem}.", extra={"field": "labels"})
     codes, ts_parts, value_parts = [], [], []
     received = 0
     for code, metric in enumerate(metrics):

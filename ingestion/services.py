@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from django.conf import settings
-from django.db import transaction
+from django.db import DataError, OperationalError, transaction
 from django.utils import timezone
 
 from common.exceptions import ApplicationError
@@ -158,12 +158,26 @@ def ingest_batch_process(*, batch_id: int) -> IngestBatch | None:
     if batch.content_type in JSON_TYPES:
         try:
             payload = json.loads(payload)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             return ingest_batch_reject(batch=batch, message=f"The body is not valid JSON: {exc}")
     chunks = lambda: _chunks(payload, content_type=batch.content_type, labels=labels, kind=batch.target)  # noqa: E731
-    batch = _load_points(batch, chunks) if batch.target == "points" else _load_records(batch, chunks)
+    try:
+        batch = _load_points(batch, chunks) if batch.target == "points" else _load_records(batch, chunks)
+    except OperationalError:
+        # The database went away: give the batch back to the queue, so the task's retry claims it again.
+        IngestBatch.objects.filter(pk=batch_id, status=IngestStatus.PROCESSING).update(status=IngestStatus.QUEUED)
+        raise
+    except Exception as exc:
+        logger.exception("ingest batch failed", extra={"batch": batch_id})
+        batch = ingest_batch_reject(batch=batch, message=f"The upload could not be processed ({_describe(exc)}).")
     IngestBatch.objects.filter(pk=batch_id).update(payload=None)
+    batch.payload = None
     return batch
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
 
 
 # --- loading --------------------------------------------------------------------------
@@ -190,6 +204,8 @@ def _load_points(batch: IngestBatch, chunks) -> IngestBatch:
     try:
         with transaction.atomic():
             loader = PointLoader(batch.dataset)
+            limited = batch.source in API_SOURCES  # files loaded from the command line stream any size
+            series_keys: set = set()
             latest_us = int((timezone.now().timestamp() + settings.INGEST_MAX_FUTURE_SECONDS) * 1e6)
             for first_row, frame, labels in chunks():
                 columns = point_columns(
@@ -197,6 +213,9 @@ def _load_points(batch: IngestBatch, chunks) -> IngestBatch:
                 )
                 received += columns.received
                 accepted += len(columns.value)
+                if limited:
+                    series_keys.update(columns.series_keys)
+                    _check_upload_size(received, len(series_keys))
                 if not (strict and errors.count):  # a strict upload that failed only keeps validating
                     loader.load(columns)
             if (strict and errors.count) or not accepted:
@@ -208,6 +227,10 @@ def _load_points(batch: IngestBatch, chunks) -> IngestBatch:
     except _Rejected:
         return _finish(batch, status=IngestStatus.REJECTED, message=_rejection_message(batch, errors, received),
                        received=received, rejected=received - accepted, errors=errors.sorted_items())  # fmt: skip
+    except DataError as exc:  # a value the checks above let through and PostgreSQL refused
+        logger.warning("ingest batch refused by the database", extra={"batch": batch.pk, "error": str(exc)})
+        return _finish(batch, status=IngestStatus.REJECTED, message=f"The database refused a value ({_describe(exc)}).",
+                       received=received, rejected=received, errors=errors.sorted_items())  # fmt: skip
     _announce(batch, result)
     return _finish(
         batch, status=IngestStatus.PARTIAL if errors.count else IngestStatus.COMPLETED, received=received,
@@ -223,6 +246,7 @@ def _load_records(batch: IngestBatch, chunks) -> IngestBatch:
         with transaction.atomic():
             for first_row, frame, _labels in chunks():
                 received += len(frame)
+                _check_upload_size(received, 0)
                 parts.append(_record_columns(frame, first_row=first_row, errors=errors))
                 accepted += len(parts[-1][2])
             if (batch.mode == IngestMode.STRICT and errors.count) or not accepted:
@@ -239,13 +263,35 @@ def _load_records(batch: IngestBatch, chunks) -> IngestBatch:
     except _Rejected:
         return _finish(batch, status=IngestStatus.REJECTED, message=_rejection_message(batch, errors, received),
                        received=received, rejected=received - accepted, errors=errors.sorted_items())  # fmt: skip
+    except DataError as exc:  # a value the checks above let through and PostgreSQL refused
+        logger.warning("ingest batch refused by the database", extra={"batch": batch.pk, "error": str(exc)})
+        return _finish(batch, status=IngestStatus.REJECTED, message=f"The database refused a value ({_describe(exc)}).",
+                       received=received, rejected=received, errors=errors.sorted_items())  # fmt: skip
     return _finish(
         batch, status=IngestStatus.PARTIAL if errors.count else IngestStatus.COMPLETED, received=received,
         rejected=received - accepted, errors=errors.sorted_items(), result=result,
     )  # fmt: skip
 
 
+API_SOURCES = {IngestSource.API_JSON, IngestSource.API_CSV}
+
+
+def _check_upload_size(rows: int, series: int) -> None:
+    if rows > settings.INGEST_MAX_ROWS:
+        raise ApplicationError(
+            f"The upload holds more than {settings.INGEST_MAX_ROWS} rows (INGEST_MAX_ROWS); split it.",
+            extra={"field": None},
+        )
+    if series > settings.INGEST_MAX_SERIES:
+        raise ApplicationError(
+            f"The upload touches more than {settings.INGEST_MAX_SERIES} series (INGEST_MAX_SERIES); split it.",
+            extra={"field": None},
+        )
+
+
 RESERVED_RECORD_FIELDS = {"external_id", "id", "features"}
+# A NUL escaped in JSON text (jsonb refuses it): \u0000 not preceded by an escaped backslash.
+JSON_NUL = r"(?:^|[^\\])(?:\\\\)*\\u0000"
 
 
 def _record_columns(frame: pd.DataFrame, *, first_row: int, errors: RowErrors) -> tuple[list, list, list[str]]:
@@ -269,14 +315,32 @@ def _record_columns(frame: pd.DataFrame, *, first_row: int, errors: RowErrors) -
     external = np.full(len(frame), None, dtype=object)
     if id_name is not None:
         external[:] = [_external_id(value) for value in frame[id_name].tolist()]
+        bad |= _refuse_text(external, rows, errors, id_name, settings.INGEST_MAX_EXTERNAL_ID_LENGTH,
+                            "INGEST_MAX_EXTERNAL_ID_LENGTH")  # fmt: skip
     feature_frame = _record_features(frame, exclude={ts_name, id_name})
     features = feature_frame.to_json(orient="records", lines=True, date_format="iso").splitlines()
+    nul = pd.Series(features, dtype=object).str.contains(JSON_NUL).to_numpy(dtype=bool) & ~bad
+    if nul.any():
+        errors.add(rows[nul], "features", "a feature name or value holds a NUL character")
+        bad |= nul
     no_features = feature_frame.isna().all(axis=1).to_numpy() if len(feature_frame.columns) else ~bad
     if no_features.any():
         errors.add(rows[no_features], "features", "the row has no feature values")
         bad |= no_features
     ok = ~bad
     return list(external[ok]), list(ts_iso[ok]), [f for f, keep in zip(features, ok, strict=True) if keep]
+
+
+def _refuse_text(cells: np.ndarray, rows: np.ndarray, errors: RowErrors, name: str, limit: int, setting: str):
+    """Mask of the text cells longer than `limit` or holding a NUL character (PostgreSQL refuses NUL)."""
+    text = pd.Series(cells, dtype=object)
+    too_long = (text.str.len() > limit).to_numpy(dtype=bool)
+    nul = text.str.contains("\x00", regex=False).fillna(False).to_numpy(dtype=bool) & ~too_long
+    if too_long.any():
+        errors.add(rows[too_long], name, f"at most {limit} characters ({setting})", cells[too_long])
+    if nul.any():
+        errors.add(rows[nul], name, "must not contain a NUL character")
+    return too_long | nul
 
 
 def _external_id(value) -> str | None:

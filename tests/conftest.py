@@ -18,6 +18,14 @@ from teams.services import api_token_create, membership_set, team_create
 pytest_plugins = ["tests.celery_worker"]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Rate-limit counters live in the cache: each test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def owner(db):
     return get_user_model().objects.create_user("alice", "alice@example.com", "pw-alice")

@@ -97,12 +97,42 @@ LOGIN_URL = "admin:login"
 # --- Upload limits -----------------------------------------------------------
 # Uploads larger than this are refused with 413 before they are read.
 INGEST_MAX_UPLOAD_BYTES = envint("INGEST_MAX_UPLOAD_BYTES", 100 * 1024 * 1024)
-DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_UPLOAD_BYTES
+# Every other request body and form (the admin login, the API's JSON) is refused above this size.
+DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # How many rejected rows an IngestBatch keeps in full (the count is always exact).
 INGEST_MAX_REPORTED_ERRORS = envint("INGEST_MAX_REPORTED_ERRORS", 100)
 # Points dated more than this after now are refused per row (a clock set wrong must not move cursors).
 INGEST_MAX_FUTURE_SECONDS = envint("INGEST_MAX_FUTURE_SECONDS", 86400)
+# Timestamps must fall in [January 1 of INGEST_MIN_YEAR, end of INGEST_MAX_YEAR], checked per row.
+INGEST_MIN_YEAR = envint("INGEST_MIN_YEAR", 1000)
+INGEST_MAX_YEAR = envint("INGEST_MAX_YEAR", 2999)
+# A series' name and labels (refused per distinct series, with its rows). The columns hold 200 characters.
+INGEST_MAX_METRIC_LENGTH = envint("INGEST_MAX_METRIC_LENGTH", 200)
+INGEST_MAX_LABELS = envint("INGEST_MAX_LABELS", 20)
+INGEST_MAX_LABEL_KEY_LENGTH = envint("INGEST_MAX_LABEL_KEY_LENGTH", 100)
+INGEST_MAX_LABEL_VALUE_LENGTH = envint("INGEST_MAX_LABEL_VALUE_LENGTH", 200)
+# Rows and distinct series one API upload may hold (the command line streams files of any size).
+INGEST_MAX_ROWS = envint("INGEST_MAX_ROWS", 5_000_000)
+INGEST_MAX_SERIES = envint("INGEST_MAX_SERIES", 100_000)
+# A table row's external id (the column holds 200 characters).
+INGEST_MAX_EXTERNAL_ID_LENGTH = envint("INGEST_MAX_EXTERNAL_ID_LENGTH", 200)
+if not 1 <= INGEST_MIN_YEAR < INGEST_MAX_YEAR <= 9998:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("INGEST_MIN_YEAR and INGEST_MAX_YEAR must satisfy 1 <= min < max <= 9998")
+if not (1 <= INGEST_MAX_METRIC_LENGTH <= 200 and 1 <= INGEST_MAX_EXTERNAL_ID_LENGTH <= 200):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("INGEST_MAX_METRIC_LENGTH and INGEST_MAX_EXTERNAL_ID_LENGTH must be 1-200")
+
+# --- Detector limits -------------------------------------------------------------
+# Most detectors one team may have, most members of an ensemble, most points a model is fitted on,
+# and the shortest schedule_interval.
+DETECTOR_MAX_PER_TEAM = envint("DETECTOR_MAX_PER_TEAM", 200)
+DETECTOR_MAX_ENSEMBLE_MEMBERS = envint("DETECTOR_MAX_ENSEMBLE_MEMBERS", 8)
+DETECTOR_MAX_TRAINING_POINTS = envint("DETECTOR_MAX_TRAINING_POINTS", 100_000)
+DETECTOR_MIN_SCHEDULE_SECONDS = envint("DETECTOR_MIN_SCHEDULE_SECONDS", 60)
 
 # --- API tokens --------------------------------------------------------------
 # Lifetime of a new token when none is asked for, and the longest one that may be asked for (days).
@@ -112,6 +142,12 @@ if not 1 <= API_TOKEN_DEFAULT_TTL_DAYS <= API_TOKEN_MAX_TTL_DAYS:
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured("API_TOKEN_DEFAULT_TTL_DAYS must be between 1 and API_TOKEN_MAX_TTL_DAYS")
+
+# --- Failed logins -------------------------------------------------------------
+# After this many failed API authentications or admin logins from one IP within the window (seconds),
+# that IP gets 429 until the window ends.
+AUTH_FAILURE_LIMIT = envint("AUTH_FAILURE_LIMIT", 20)
+AUTH_FAILURE_WINDOW_SECONDS = envint("AUTH_FAILURE_WINDOW_SECONDS", 600)
 
 # --- REST API ----------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -123,11 +159,22 @@ REST_FRAMEWORK = {
         "rest_framework.permissions.IsAuthenticated",
         "teams.permissions.TokenScopePermission",
     ],
+    "DEFAULT_PARSER_CLASSES": [
+        "common.parsers.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_FILTER_BACKENDS": ["common.filters.IdFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "common.pagination.DefaultPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "common.api.exception_handler",
+    # Requests per API token (or per user of a browser session); failed authentications are limited
+    # per IP by AUTH_FAILURE_LIMIT (teams.authentication).
+    "DEFAULT_THROTTLE_CLASSES": ["common.throttling.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"token": env("API_THROTTLE_TOKEN_RATE", "1200/min")},
+    # Proxies in front of the app that append to X-Forwarded-For (the client's IP is read through them).
+    "NUM_PROXIES": envint("NUM_PROXIES", 0) or None,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {

@@ -12,3 +12,7 @@ LOGGING["root"]["level"] = "WARNING"  # noqa: F405
 # Lets two test runs share one PostgreSQL server without dropping each other's database.
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DATABASE_NAME") or None}  # noqa: F405
 WHITENOISE_AUTOREFRESH = True  # no collected static files in tests
+# The suite sends hundreds of requests, bad tokens among them, from one address: rate limits are tested
+# on their own (tests/test_throttling.py) with the limits they set.
+AUTH_FAILURE_LIMIT = 100_000
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"token": "100000/min"}  # noqa: F405

@@ -42,11 +42,16 @@ class Ensemble(Detector):
 
     @classmethod
     def validate_params(cls, params: dict[str, Any] | None) -> dict[str, Any]:
+        from django.conf import settings
+
         from .registry import get_algorithm
 
         full = super().validate_params(params)
         if not full["members"]:
             raise ParamsError({"members": "must name at least one detector"})
+        if len(full["members"]) > settings.DETECTOR_MAX_ENSEMBLE_MEMBERS:
+            limit = settings.DETECTOR_MAX_ENSEMBLE_MEMBERS
+            raise ParamsError({"members": f"at most {limit} members (DETECTOR_MAX_ENSEMBLE_MEMBERS)"})
         for spec in full["members"]:
             key, member_params = _member_spec(spec)
             if key in ("ensemble",):

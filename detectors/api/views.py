@@ -52,7 +52,7 @@ class DetectorViewSet(TeamScopedMixin, viewsets.ModelViewSet):
     @action(detail=True, methods=["post"])
     def run(self, request, pk=None):
         """Score now: new points since the last run, or the given window (a backfill) when start is set."""
-        has_window = bool(request.data.get("start"))
+        has_window = isinstance(request.data, dict) and bool(request.data.get("start"))
         return self._window_run(request, RunTrigger.BACKFILL if has_window else RunTrigger.MANUAL)
 
     @extend_schema(request=WindowSerializer, responses={202: DetectionRunSerializer})

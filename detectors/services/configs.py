@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -14,6 +15,7 @@ from detectors.algorithms.registry import algorithm_keys, get_algorithm
 from detectors.models import Detector, SeriesCursor
 from detectors.selectors import detector_series_ids
 from ingestion.models import DatasetKind, Record, Series
+from teams.models import Team
 
 EDITABLE_FIELDS = {
     "name", "metric", "label_filter", "algorithm", "params", "sensitivity", "training_points",
@@ -58,8 +60,17 @@ def _check(detector: Detector) -> None:
         algorithm=detector.algorithm, params=detector.params, table=detector.dataset.kind == DatasetKind.TABLE
     )
     _check_forecast(detector)
-    if detector.schedule_interval is not None and detector.schedule_interval.total_seconds() < 60:
-        raise ApplicationError("schedule_interval must be at least one minute.", extra={"field": "schedule_interval"})
+    shortest = settings.DETECTOR_MIN_SCHEDULE_SECONDS
+    if detector.schedule_interval is not None and detector.schedule_interval.total_seconds() < shortest:
+        raise ApplicationError(
+            f"schedule_interval must be at least {shortest} seconds (DETECTOR_MIN_SCHEDULE_SECONDS).",
+            extra={"field": "schedule_interval"},
+        )
+    if detector.training_points > settings.DETECTOR_MAX_TRAINING_POINTS:
+        raise ApplicationError(
+            f"training_points must be at most {settings.DETECTOR_MAX_TRAINING_POINTS} (DETECTOR_MAX_TRAINING_POINTS).",
+            extra={"field": "training_points"},
+        )
 
 
 def _check_forecast(detector: Detector) -> None:
@@ -91,6 +102,12 @@ def detector_create(*, dataset, name: str, user=None, **fields) -> Detector:
         raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}.")
     if Detector.objects.filter(dataset=dataset, name=name).exists():
         raise ApplicationError(f"The dataset already has a detector named {name!r}.", extra={"field": "name"})
+    Team.objects.select_for_update().filter(pk=dataset.team_id).first()  # count and insert one at a time per team
+    if Detector.objects.filter(dataset__team_id=dataset.team_id).count() >= settings.DETECTOR_MAX_PER_TEAM:
+        raise ApplicationError(
+            f"The team already has {settings.DETECTOR_MAX_PER_TEAM} detectors, the most allowed "
+            "(DETECTOR_MAX_PER_TEAM)."
+        )
     detector = Detector(dataset=dataset, name=name, created_by=user, **fields)
     _check(detector)
     detector.next_run_at = _next_run(detector, timezone.now())

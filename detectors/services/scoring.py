@@ -336,7 +336,10 @@ def _advance_cursors(detector: Detector, results: list[SeriesScore], starts: dic
 
 
 def _after(ts: datetime | None) -> datetime | None:
-    return None if ts is None else ts + ONE_US
+    """The instant after ts; the last instant Python can hold has none, so it stays (nothing follows it)."""
+    if ts is None:
+        return None
+    return ts + ONE_US if ts.replace(tzinfo=None) < datetime.max else ts
 
 
 def _us(ts) -> int:

@@ -6,19 +6,20 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.exceptions import ApplicationError
 from common.pagination import NewestFirstCursorPagination
+from common.parsers import SafeJSONParser
 from ingestion import services
 from ingestion.api.parsers import AppCSVParser, CSVParser
 from ingestion.api.read_serializers import DatasetSummarySerializer
 from ingestion.api.read_views import dataset_summary_response
 from ingestion.api.serializers import DatasetSerializer, IngestBatchSerializer, UploadQuerySerializer
 from ingestion.models import Dataset, IngestBatch, IngestSource, IngestStatus
-from ingestion.parsers import parse_labels_text
+from ingestion.parsers import KeyLimits, labels_problem, parse_labels_text
 from teams.permissions import TeamScopedMixin
 
 
@@ -71,7 +72,7 @@ class _UploadView(TeamScopedMixin, APIView):
     """Shared by the points and records uploads: checks, then one service call."""
 
     target = "points"
-    parser_classes = [JSONParser, CSVParser, AppCSVParser, MultiPartParser]
+    parser_classes = [SafeJSONParser, CSVParser, AppCSVParser, MultiPartParser]
     queryset = Dataset.objects.all()
 
     def post(self, request, pk: int):
@@ -83,6 +84,7 @@ class _UploadView(TeamScopedMixin, APIView):
         labels = self._labels(options.get("labels"))
         refusal = self._refusal(request)
         if refusal is None:
+            _read_body(request)
             try:
                 data, content_type, filename, raw = self._body(request)
             except (ParseError, ApplicationError) as exc:
@@ -120,9 +122,13 @@ class _UploadView(TeamScopedMixin, APIView):
         if not text:
             return None
         try:
-            return parse_labels_text(text)
+            labels = parse_labels_text(text)
         except ValueError as exc:
             raise ApplicationError(f"Bad labels parameter: {exc}", extra={"field": "labels"}) from exc
+        problem = labels_problem(labels, KeyLimits.from_settings())
+        if problem:
+            raise ApplicationError(f"Bad labels parameter: {problem}", extra={"field": "labels"})
+        return labels
 
     @staticmethod
     def _refusal(request) -> tuple[int, str] | None:
@@ -152,6 +158,17 @@ class _UploadView(TeamScopedMixin, APIView):
         if media == "application/json":
             return request.data, media, "", raw
         return raw, "text/csv", "", raw
+
+
+def _read_body(request) -> None:
+    """Read the body now, so that INGEST_MAX_UPLOAD_BYTES bounds it rather than DATA_UPLOAD_MAX_MEMORY_SIZE.
+
+    Django checks DATA_UPLOAD_MAX_MEMORY_SIZE the first time `body` is read; a body already read is kept
+    as it is and parsed from there. Multipart files go to upload handlers and are not held by this.
+    """
+    django_request = request._request
+    if django_request.content_type != "multipart/form-data" and not django_request._read_started:
+        django_request._body = django_request.read()
 
 
 def _content_length(request) -> int:

@@ -73,3 +73,10 @@ def test_it_refuses_actions_from_a_viewer(client_for, viewer, detector):
     assert client.get(f"/api/v1/detectors/{detector.pk}").status_code == 200
     assert client.post(f"/api/v1/detectors/{detector.pk}/run", {}, format="json").status_code == 403
     assert client.post(f"/api/v1/detectors/{detector.pk}/train").status_code == 403
+
+
+@pytest.mark.parametrize("path", ["run", "backtest"])
+def test_it_checks_permissions_before_reading_a_list_body(client_for, viewer, owner_client, detector, path):
+    url = f"/api/v1/detectors/{detector.pk}/{path}"
+    assert client_for(viewer).post(url, [1, 2], format="json").status_code == 403
+    assert owner_client.post(url, [1, 2], format="json").status_code == 400
