@@ -119,6 +119,8 @@ def _anomaly(detector, row, details, i, score, probability, model, run_id) -> An
         explanation["features"] = {
             names[j]: round(float(contributions[j]), 4) for j in top if np.isfinite(contributions[j])
         }
+    unusual = ", ".join(list(explanation.get("features", {}))[:3]) or "its features together"
+    explanation["text"] = f"This record looked unusual, mostly by {unusual}."
     return Anomaly(
         detector=detector, record_id=row["pk"], model_version=model, run_id=run_id, start_ts=row["at"],
         end_ts=row["at"], peak_ts=row["at"], value=row["features"], score=float(score),

@@ -35,6 +35,7 @@ def test_it_flags_the_odd_record_and_explains_it(table):
     odd = Record.objects.get(dataset=table, external_id="t300")
     anomaly = Anomaly.objects.get(detector=detector, record=odd)
     assert set(anomaly.explanation["features"]) & {"amount", "items"}
+    assert anomaly.explanation["text"].startswith("This record looked unusual, mostly by ")
     rerun = run_execute(run=run_create(detector=detector, trigger=RunTrigger.BACKFILL))
     assert rerun.anomalies_found == 0  # no duplicates
 
