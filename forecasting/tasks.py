@@ -2,14 +2,11 @@
 
 from datetime import datetime
 
-from celery import Task, shared_task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery import shared_task
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
 
+from common.tasks import TRANSIENT, ChunkTask
 from forecasting.services import runs, tracking
-
-TRANSIENT = (OperationalError, InterfaceError, ConnectionError)
 
 
 @shared_task(acks_late=True)
@@ -17,17 +14,12 @@ def dispatch_due() -> list[int]:
     return runs.configs_dispatch_due()
 
 
-class ChunkTask(Task):
-    """A chunk that fails for good (retries spent, a bug, out of time) fails its run, visibly."""
-
-    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
-        run_id, index = args[0], args[1]
-        reason = "ran out of time" if isinstance(exc, SoftTimeLimitExceeded) else f"{type(exc).__name__}: {exc}"
-        runs.run_fail(run_id=run_id, error=f"chunk {index} failed: {reason}")
+class ForecastChunkTask(ChunkTask):
+    fail_run = staticmethod(runs.run_fail)
 
 
 @shared_task(
-    base=ChunkTask, acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5,
+    base=ForecastChunkTask, acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5,
     soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT, time_limit=settings.CELERY_TASK_TIME_LIMIT,
 )  # fmt: skip
 def forecast_chunk(run_id: int, index: int, series_ids: list[int]) -> None:

@@ -132,7 +132,7 @@ if not (1 <= INGEST_MAX_METRIC_LENGTH <= 200 and 1 <= INGEST_MAX_EXTERNAL_ID_LEN
 DETECTOR_MAX_PER_TEAM = envint("DETECTOR_MAX_PER_TEAM", 200)
 DETECTOR_MAX_ENSEMBLE_MEMBERS = envint("DETECTOR_MAX_ENSEMBLE_MEMBERS", 8)
 DETECTOR_MAX_TRAINING_POINTS = envint("DETECTOR_MAX_TRAINING_POINTS", 100_000)
-DETECTOR_MIN_SCHEDULE_SECONDS = envint("DETECTOR_MIN_SCHEDULE_SECONDS", 60)
+SCHEDULE_MIN_SECONDS = envint("SCHEDULE_MIN_SECONDS", 60)
 
 # --- API tokens --------------------------------------------------------------
 # Lifetime of a new token when none is asked for, and the longest one that may be asked for (days).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+from common.registry import registered_class
 
 from .base import Detector
 
@@ -31,12 +31,4 @@ def algorithm_keys() -> list[str]:
 
 def get_algorithm(key: str) -> type[Detector]:
     """The detector class registered under ``key`` (KeyError for an unknown key)."""
-    try:
-        target = ALGORITHMS[key]
-    except KeyError:
-        raise KeyError(f"unknown algorithm {key!r}; known: {', '.join(ALGORITHMS)}") from None
-    module_name, _, class_name = target.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    if cls.key != key:
-        raise RuntimeError(f"{target} declares key {cls.key!r}, registered as {key!r}")
-    return cls
+    return registered_class(ALGORITHMS, key, "algorithm")

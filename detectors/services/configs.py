@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from common.exceptions import ApplicationError
+from common.schedules import next_run_at, schedule_check
 from detectors.algorithms.params import ParamsError
 from detectors.algorithms.registry import algorithm_keys, get_algorithm
 from detectors.models import Detector, SeriesCursor
@@ -60,12 +59,7 @@ def _check(detector: Detector) -> None:
         algorithm=detector.algorithm, params=detector.params, table=detector.dataset.kind == DatasetKind.TABLE
     )
     _check_forecast(detector)
-    shortest = settings.DETECTOR_MIN_SCHEDULE_SECONDS
-    if detector.schedule_interval is not None and detector.schedule_interval.total_seconds() < shortest:
-        raise ApplicationError(
-            f"schedule_interval must be at least {shortest} seconds (DETECTOR_MIN_SCHEDULE_SECONDS).",
-            extra={"field": "schedule_interval"},
-        )
+    schedule_check(detector.schedule_interval)
     if detector.training_points > settings.DETECTOR_MAX_TRAINING_POINTS:
         raise ApplicationError(
             f"training_points must be at most {settings.DETECTOR_MAX_TRAINING_POINTS} (DETECTOR_MAX_TRAINING_POINTS).",
@@ -89,12 +83,6 @@ def _check_forecast(detector: Detector) -> None:
         )
 
 
-def _next_run(detector: Detector, now: datetime) -> datetime | None:
-    if not detector.enabled or detector.schedule_interval is None:
-        return None
-    return now + detector.schedule_interval
-
-
 @transaction.atomic
 def detector_create(*, dataset, name: str, user=None, **fields) -> Detector:
     unknown = set(fields) - EDITABLE_FIELDS
@@ -110,7 +98,9 @@ def detector_create(*, dataset, name: str, user=None, **fields) -> Detector:
         )
     detector = Detector(dataset=dataset, name=name, created_by=user, **fields)
     _check(detector)
-    detector.next_run_at = _next_run(detector, timezone.now())
+    detector.next_run_at = next_run_at(
+        enabled=detector.enabled, interval=detector.schedule_interval, now=timezone.now()
+    )
     detector.full_clean(exclude=["params", "label_filter"])
     detector.save()
     cursors_start_now(detector=detector)
@@ -145,7 +135,9 @@ def detector_update(*, detector: Detector, **fields) -> Detector:
         setattr(detector, key, value)
     _check(detector)
     if schedule_changed:
-        detector.next_run_at = _next_run(detector, timezone.now())
+        detector.next_run_at = next_run_at(
+            enabled=detector.enabled, interval=detector.schedule_interval, now=timezone.now()
+        )
     detector.full_clean(exclude=["params", "label_filter"])
     detector.save()
     return detector

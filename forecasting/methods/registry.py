@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+from common.registry import registered_class
 
 from .base import Forecaster
 
@@ -23,12 +23,4 @@ def method_keys() -> list[str]:
 
 def get_method(key: str) -> type[Forecaster]:
     """The forecaster class registered under ``key`` (KeyError for an unknown key)."""
-    try:
-        target = METHODS[key]
-    except KeyError:
-        raise KeyError(f"unknown forecasting method {key!r}; known: {', '.join(METHODS)}") from None
-    module_name, _, class_name = target.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    if cls.key != key:
-        raise RuntimeError(f"{target} declares key {cls.key!r}, registered as {key!r}")
-    return cls
+    return registered_class(METHODS, key, "forecasting method")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from common.exceptions import ApplicationError
+from common.schedules import next_run_at, schedule_check
 from forecasting.methods import ParamsError, get_method, method_keys
 from forecasting.models import ForecastConfig, ForecastModelVersion
 from ingestion.models import DatasetKind
@@ -60,14 +59,7 @@ def _check(config: ForecastConfig) -> None:
     above, below = config.threshold_above, config.threshold_below
     if above is not None and below is not None and below >= above:
         raise ApplicationError("threshold_below must be below threshold_above.", extra={"field": "threshold_below"})
-    if config.schedule_interval is not None and config.schedule_interval.total_seconds() < 60:
-        raise ApplicationError("schedule_interval must be at least one minute.", extra={"field": "schedule_interval"})
-
-
-def _next_run(config: ForecastConfig, now: datetime) -> datetime | None:
-    if not config.enabled or config.schedule_interval is None:
-        return None
-    return now + config.schedule_interval
+    schedule_check(config.schedule_interval)
 
 
 @transaction.atomic
@@ -79,7 +71,7 @@ def forecast_config_create(*, dataset, name: str, user=None, **fields) -> Foreca
         raise ApplicationError(f"The dataset already has a forecast named {name!r}.", extra={"field": "name"})
     config = ForecastConfig(dataset=dataset, name=name, created_by=user, **fields)
     _check(config)
-    config.next_run_at = _next_run(config, timezone.now())
+    config.next_run_at = next_run_at(enabled=config.enabled, interval=config.schedule_interval, now=timezone.now())
     config.full_clean(exclude=["params", "label_filter", "levels"])
     config.save()
     return config
@@ -95,7 +87,7 @@ def forecast_config_update(*, config: ForecastConfig, **fields) -> ForecastConfi
         setattr(config, key, value)
     _check(config)
     if schedule_changed:
-        config.next_run_at = _next_run(config, timezone.now())
+        config.next_run_at = next_run_at(enabled=config.enabled, interval=config.schedule_interval, now=timezone.now())
     config.full_clean(exclude=["params", "label_filter", "levels"])
     config.save()
     return config

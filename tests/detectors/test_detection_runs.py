@@ -81,7 +81,7 @@ def test_it_fails_the_run_when_a_chunk_fails_for_good(dataset):
 
     detector = detector_create(dataset=dataset, name="d", algorithm="zscore")
     run = run_create(detector=detector, trigger=RunTrigger.MANUAL)
-    tasks.ChunkTask.on_failure(tasks.score_chunk, RuntimeError("disk full"), "task-id", (run.pk, 0, []), {}, None)
+    tasks.ScoreChunkTask.on_failure(tasks.score_chunk, RuntimeError("disk full"), "task-id", (run.pk, 0, []), {}, None)
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED and "chunk 0 failed: RuntimeError: disk full" in run.error
 

@@ -36,7 +36,7 @@ def test_it_refuses_more_detectors_than_a_team_may_have(owner_client, spiky_data
     assert response.status_code == 400 and "DETECTOR_MAX_PER_TEAM" in response.json()["detail"]
 
 
-@override_settings(DETECTOR_MIN_SCHEDULE_SECONDS=600)
+@override_settings(SCHEDULE_MIN_SECONDS=600)
 def test_it_refuses_a_schedule_shorter_than_the_setting(owner_client, spiky_dataset):
     assert create(owner_client, spiky_dataset, schedule_interval="00:05:00").status_code == 400
     assert create(owner_client, spiky_dataset, schedule_interval="00:10:00").status_code == 201
