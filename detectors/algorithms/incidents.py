@@ -153,13 +153,7 @@ def _scale_curve(x: np.ndarray, onset: int, m: int) -> tuple[np.ndarray, bool]:
         history = x[:onset]
         spread = _robust_spread(history - np.median(history)) if len(history) > 2 else 0.0
         return np.full(MAX_LEAD, max(spread, floor)), False
-    column = x[:, None]
-    leads = np.arange(MAX_LEAD)
-    errors = np.full((len(origins), MAX_LEAD), np.nan)
-    for i, t in enumerate(origins.tolist()):
-        ahead = leads[: min(MAX_LEAD, onset - t)]
-        profile = _profile(column, t, m)[:, 0]
-        errors[i, : len(ahead)] = x[t + ahead] - profile[ahead % len(profile)]
+    errors = _reference_errors(x, origins, onset, m)
     curve = np.full(MAX_LEAD, np.nan)
     for lo, hi in zip(LEAD_BUCKETS[:-1], LEAD_BUCKETS[1:], strict=True):
         bucket = errors[:, lo:hi]
@@ -174,6 +168,23 @@ def _scale_curve(x: np.ndarray, onset: int, m: int) -> tuple[np.ndarray, bool]:
         tail = np.arange(last + 1, MAX_LEAD)
         curve[tail] = curve[last] * np.sqrt(tail / max(last, 1))
     return curve, grows
+
+
+def _reference_errors(x: np.ndarray, origins: np.ndarray, onset: int, m: int) -> np.ndarray:
+    """(origins, MAX_LEAD) errors of the reference frozen at each origin, NaN where the lead reaches the onset.
+
+    The same reference as ``_profile`` (origins start REFERENCE_CYCLES cycles in, so every cycle exists),
+    for all origins at once.
+    """
+    leads = np.arange(MAX_LEAD)
+    ahead = origins[:, None] + leads[None, :]
+    if m:
+        cycles = [x[origins[:, None] - c * m + (leads % m)[None, :]] for c in range(1, REFERENCE_CYCLES + 1)]
+        reference = np.median(np.stack(cycles), axis=0)
+    else:
+        level = pd.Series(x).rolling(LEVEL_ROWS, min_periods=1).median().to_numpy()
+        reference = level[origins - 1][:, None]
+    return np.where(ahead < onset, x[np.minimum(ahead, onset - 1)] - reference, np.nan)
 
 
 def _robust_spread(values: np.ndarray) -> float:
