@@ -45,10 +45,11 @@ def database_url(db: dict) -> str:
 class WorkerProcess:
     """A `celery -A config worker` subprocess whose output is collected for failure messages."""
 
-    def __init__(self, env: dict[str, str], name: str) -> None:
-        queues = settings.CELERY_WORKER_QUEUES
-        args = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "-Q", queues]
+    def __init__(self, env: dict[str, str], name: str, queues: str = "", pool: str = "solo") -> None:
+        queues = queues or settings.CELERY_WORKER_QUEUES
+        args = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", pool, "-Q", queues]
         args += ["-n", name, "--purge", "--without-mingle", "--without-gossip", "--without-heartbeat"]
+        args += ["--concurrency", "1"] if pool == "prefork" else []
         self.lines: list[str] = []
         self.ready = threading.Event()
         self.process = subprocess.Popen(
@@ -86,10 +87,9 @@ class WorkerProcess:
             self.process.wait()
 
 
-@pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker):
-    """A real worker on every queue, connected to the test database; stopped at the end of the session."""
-    env = {
+def worker_env() -> dict[str, str]:
+    """The environment of a worker process connected to the test database and the test broker."""
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "DATABASE_URL": database_url(settings.DATABASES["default"]),  # the test database by now
@@ -97,7 +97,12 @@ def celery_worker(django_db_setup, django_db_blocker):
         "DB_CONN_MAX_AGE": "0",  # no idle connection keeps the test database from being dropped
         "LOG_LEVEL": "INFO",  # the "ready." line is how we know it listens
     }
-    worker = WorkerProcess(env, name=f"tests-{os.getpid()}@%h")
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker):
+    """A real worker on every queue, connected to the test database; stopped at the end of the session."""
+    worker = WorkerProcess(worker_env(), name=f"tests-{os.getpid()}@%h")
     worker.wait_ready(READY_TIMEOUT_S)
     yield worker
     worker.stop()

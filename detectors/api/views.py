@@ -107,7 +107,7 @@ class AnomalyViewSet(TeamScopedMixin, viewsets.ReadOnlyModelViewSet):
     team_field = "detector__dataset__team"  # predicted incidents: through their forecast config (get_queryset)
 
     def get_queryset(self):
-        return anomalies_for_user(user=self.request.user).select_related("series")
+        return anomalies_for_user(user=self.request.user).select_related("series").defer("state")
 
     filterset_class = AnomalyFilter
 

@@ -78,8 +78,18 @@ def run_execute(*, run: DetectionRun, series_ids: list[int] | None = None, progr
 
 def run_chunk(*, run_id: int, index: int, series_ids: list[int]) -> None:
     run = DetectionRun.objects.select_related("detector", "detector__dataset").get(pk=run_id)
-    if run.status not in (RunStatus.RUNNING, RunStatus.QUEUED):
-        return
+    if run.status not in (RunStatus.RUNNING, RunStatus.QUEUED) or index in run.done_chunks:
+        return  # a chunk redelivered after it was counted
+    # What the chunk stores and its counts commit together: a worker killed in between leaves neither, so
+    # the redelivered chunk counts the anomalies it stores (else they would exist but be counted by none).
+    with transaction.atomic():
+        done = _chunk_score_and_count(run, index, series_ids)
+    if done:
+        run_finish(run_id=run_id)
+
+
+def _chunk_score_and_count(run: DetectionRun, index: int, series_ids: list[int]) -> bool:
+    run_id = run.pk
     window = run.trigger in (RunTrigger.BACKFILL, RunTrigger.BACKTEST)  # else: new points since the cursors
     persist = run.trigger != RunTrigger.BACKTEST
     if run.detector.dataset.kind == DatasetKind.TABLE:
@@ -97,8 +107,7 @@ def run_chunk(*, run_id: int, index: int, series_ids: list[int]) -> None:
                                   anomaly_ids=outcome.created_ids)  # fmt: skip
         signals.send_after_commit(signals.incident_resolved, sender=DetectionRun, run_id=run_id,
                                   anomaly_ids=outcome.resolved_ids)  # fmt: skip
-    if done:
-        run_finish(run_id=run_id)
+    return done
 
 
 def _backtest_events(outcome) -> list[dict]:
