@@ -140,6 +140,12 @@ INGEST_MAX_LABEL_VALUE_LENGTH = envint("INGEST_MAX_LABEL_VALUE_LENGTH", 200)
 # Rows and distinct series one API upload may hold (the command line streams files of any size).
 INGEST_MAX_ROWS = envint("INGEST_MAX_ROWS", 5_000_000)
 INGEST_MAX_SERIES = envint("INGEST_MAX_SERIES", 100_000)
+# The sweep (beat, every minute) sends again the asynchronous uploads queued longer than this (a broker
+# outage lost or refused their message) and takes back uploads processing longer than INGEST_STALE_SECONDS
+# (their worker or web process died): asynchronous ones are queued again, the others marked failed.
+# INGEST_STALE_SECONDS must exceed the task time limit and gunicorn's --timeout.
+INGEST_REQUEUE_SECONDS = envint("INGEST_REQUEUE_SECONDS", 300)
+INGEST_STALE_SECONDS = envint("INGEST_STALE_SECONDS", 3600)
 # A table row's external id (the column holds 200 characters).
 INGEST_MAX_EXTERNAL_ID_LENGTH = envint("INGEST_MAX_EXTERNAL_ID_LENGTH", 200)
 if not 1 <= INGEST_MIN_YEAR < INGEST_MAX_YEAR <= 9998:
@@ -235,6 +241,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     # One tick claims every detector whose own next_run_at is due (schedules are data, edited at run time).
     "dispatch-due-detectors": {"task": "detectors.tasks.dispatch_due", "schedule": envint("DISPATCH_TICK_SECONDS", 30)},
+    "requeue-stale-uploads": {"task": "ingestion.tasks.requeue_stale", "schedule": 60},
     "dispatch-due-forecasts": {
         "task": "forecasting.tasks.dispatch_due",
         "schedule": envint("DISPATCH_TICK_SECONDS", 30),

@@ -325,6 +325,12 @@ def realtime_score_pending(*, detector_id: int) -> DetectionRun | None:
     return run
 
 
+def realtime_pending_detectors() -> list[int]:
+    """Enabled realtime detectors with series still pending."""
+    pending = SeriesCursor.objects.filter(pending=True, detector__realtime=True, detector__enabled=True)
+    return list(pending.values_list("detector_id", flat=True).distinct().order_by("detector_id"))
+
+
 def realtime_claim(*, detector_id: int) -> dict[int, tuple]:
     """The pending series, each with its latest point and late-points mark as they are now."""
     rows = SeriesCursor.objects.filter(detector_id=detector_id, pending=True).values_list(
