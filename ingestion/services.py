@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from django.conf import settings
-from django.db import DataError, OperationalError, transaction
+from django.db import DataError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -150,6 +150,9 @@ def ingest_enqueue(
     return batch
 
 
+INTERRUPTED = "Interrupted: the server or the database went away during the upload; nothing was stored. Send it again."
+
+
 def ingest_batches_requeue(*, queued_for: timedelta, processing_for: timedelta) -> dict[str, int]:
     """The periodic sweep. Sends again the batches queued longer than queued_for (their message was lost,
     or never sent while the broker was down). Of those processing longer than processing_for, queues the
@@ -164,8 +167,7 @@ def ingest_batches_requeue(*, queued_for: timedelta, processing_for: timedelta) 
     IngestBatch.objects.filter(pk__in=revived, status=IngestStatus.PROCESSING).update(status=IngestStatus.QUEUED)
     failed = stale.filter(payload__isnull=True).update(
         status=IngestStatus.FAILED, finished_at=now, updated_at=now,
-        message="Interrupted: the server or the database went away during the upload; nothing was stored. "
-        "Send it again.",
+        message=INTERRUPTED,
     )  # fmt: skip
     waiting = IngestBatch.objects.filter(status=IngestStatus.QUEUED).filter(
         Q(updated_at__lt=now - queued_for) | Q(pk__in=revived)
@@ -260,11 +262,28 @@ def _load_points(batch: IngestBatch, chunks) -> IngestBatch:
         logger.warning("ingest batch refused by the database", extra={"batch": batch.pk, "error": str(exc)})
         return _finish(batch, status=IngestStatus.REJECTED, message=f"The database refused a value ({_describe(exc)}).",
                        received=received, rejected=received, errors=errors.sorted_items())  # fmt: skip
+    except (OperationalError, InterfaceError):
+        _mark_interrupted(batch)
+        raise
     _announce(batch, result)
     return _finish(
         batch, status=IngestStatus.PARTIAL if errors.count else IngestStatus.COMPLETED, received=received,
         rejected=received - accepted, errors=errors.sorted_items(), result=result,
     )  # fmt: skip
+
+
+def _mark_interrupted(batch: IngestBatch) -> None:
+    """The database went away mid-upload; its transaction is gone, so nothing of it is stored. Say so on
+    the batch if the database is back already, else the sweep (ingest_batches_requeue) will."""
+    if batch.payload is not None:
+        return  # an asynchronous batch: ingest_batch_process queues it again for the task's retry
+    try:
+        connection.close()
+        IngestBatch.objects.filter(pk=batch.pk, status=IngestStatus.PROCESSING).update(
+            status=IngestStatus.FAILED, finished_at=timezone.now(), message=INTERRUPTED
+        )
+    except (OperationalError, InterfaceError):
+        logger.warning("ingest batch interrupted; the sweep will mark it", extra={"batch": batch.pk})
 
 
 def _load_records(batch: IngestBatch, chunks) -> IngestBatch:
