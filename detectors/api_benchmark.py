@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import psycopg
 from django.conf import settings
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
@@ -49,6 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def bench_api(*, scale: float, processes: int, log, **_) -> dict:
     n_series = max(10, int(SERIES * scale))
     duration = DURATION_S if scale >= 1 else max(2.0, DURATION_S * scale)
+    call_command("createcachetable")  # the rate-limit counters' table (CACHE_URL=db), as gunicorn needs it
     dataset = data_ensure(n_series=n_series, log=log)
     key = api_token_create(user=_bench_user(dataset.team), name="bench api", scope=TokenScope.READ).key
     paths = request_paths(dataset=dataset, count=400)

@@ -9,6 +9,7 @@ inputs (data.csv) beside links to manage.py and .venv. Benchmarks get `--scale 0
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shlex
@@ -88,6 +89,10 @@ def test_it_runs_every_readme_command_as_written_after_run_sh(workdir):
             argv = [*argv, "--scale", "0.01", "--repeat", "1"]
         done = subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, f"{shlex.join(argv)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+        if argv[2:4] == ["bench", "api"]:
+            figures = json.loads(done.stdout.strip().splitlines()[-1])
+            assert figures["rps"] > 0 and figures["p95_ms"] > 0 and figures["api"]["failed"] == 0
+            assert figures["direct"]["requests"] > 0
 
     assert Point.objects.filter(series__dataset_id=1, series__labels={"host": "a"}).count() == 1500
     assert (workdir / "scored.csv").read_text().count("\n") == 1501
