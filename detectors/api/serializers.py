@@ -72,7 +72,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         model = ModelVersion
         fields = [
             "id", "detector", "series", "version", "algorithm", "params", "threshold", "sensitivity",
-            "training_start", "training_end", "training_size", "status", "reason", "metrics", "code_version",
+            "training_start", "training_end", "training_size", "status", "reason", "metrics", "triage", "code_version",
             "activated_at", "created_at",
         ]  # fmt: skip
         read_only_fields = fields
