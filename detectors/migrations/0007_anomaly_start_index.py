@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('detectors', '0005_forecast_band_and_predicted_incidents'),
+        ('detectors', '0006_feedback_loop'),
         ('forecasting', '0001_initial'),
         ('ingestion', '0003_batch_labels'),
     ]
