@@ -51,8 +51,10 @@ def queue_ordered(*, user, **filters):
 
 
 def queue_claim(*, user, limit: int = 20, **filters) -> list[Anomaly]:
-    """Claim up to `limit` incidents for `user` (renewing their own claims) and return them in queue order."""
-    ordered = list(queue_ordered(user=user, **filters).values_list("pk", flat=True)[:CANDIDATES])
+    """Claim up to `limit` incidents for `user` (renewing their own claims) and return them in queue order.
+
+    Only incidents of teams where the user may label: a viewer's claim would hide items from analysts."""
+    ordered = list(queue_ordered(user=user, writable=True, **filters).values_list("pk", flat=True)[:CANDIDATES])
     if not ordered:
         return []
     now = timezone.now()
@@ -78,6 +80,25 @@ def queue_claim(*, user, limit: int = 20, **filters) -> list[Anomaly]:
     return [by_pk[pk] for pk in mine if pk in by_pk]
 
 
+def anomaly_claim(*, user, anomaly: Anomaly) -> ReviewClaim:
+    """Hold one incident (opened from a link) unless another analyst holds it; returns the claim in force."""
+    now = timezone.now()
+    with transaction.atomic():
+        Anomaly.objects.select_for_update(of=("self",)).filter(pk=anomaly.pk).first()  # as queue_claim locks
+        held = ReviewClaim.objects.filter(anomaly=anomaly, expires_at__gt=now).exclude(user=user).first()
+        if held is not None:
+            return held
+        expires = now + timedelta(minutes=settings.REVIEW_CLAIM_MINUTES)
+        claim, _ = ReviewClaim.objects.update_or_create(anomaly=anomaly, defaults={"user": user, "expires_at": expires})
+    return claim
+
+
 def claim_release(*, user, anomaly_ids: list[int]) -> int:
     """Give incidents back to the queue (a skip): the user's claims on them end now."""
     return ReviewClaim.objects.filter(user=user, anomaly_id__in=anomaly_ids).delete()[0]
+
+
+def claims_held(*, user) -> list[int]:
+    """Ids of the incidents the user holds now, in queue order (the item page's previous and next)."""
+    mine = ReviewClaim.objects.filter(user=user, expires_at__gt=timezone.now()).values("anomaly_id")
+    return list(queue_ordered(user=user).filter(pk__in=mine).values_list("pk", flat=True))
