@@ -115,7 +115,8 @@ def departed_columns(anomaly: Anomaly) -> list[tuple[str, str]]:
     """(column, how far) for the columns that left their band (several columns scored jointly), or the
     features that made a table row unusual, strongest first."""
     columns = anomaly.explanation.get("columns") or {}
-    if isinstance(columns, dict) and columns:
+    columns = {name: d for name, d in columns.items() if name} if isinstance(columns, dict) else {}
+    if columns:  # a series scored alone names no column: nothing to list
         ranked = sorted(columns.items(), key=lambda kv: -abs(kv[1].get("peak_sigma", 0)))
         return [(name, f"peak {d.get('peak_sigma', 0):+.1f}σ, median {d.get('median_sigma', 0):+.1f}σ")
                 for name, d in ranked]  # fmt: skip

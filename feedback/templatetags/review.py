@@ -11,10 +11,5 @@ def plot_svg(plot) -> str:
     """An item's plot as the admin's server-side SVG (whose template escapes every piece of text)."""
     if plot is None:
         return ""
-    svg = line_svg(plot.points, markers=plot.markers, band=plot.band, spans=plot.spans, height=240)
+    svg = line_svg(plot.points, markers=plot.markers, band=plot.band, spans=plot.spans, height=200)
     return mark_safe(svg)  # noqa: S308
-
-
-@register.filter
-def verdict_key(verdict: str) -> str:
-    return {"confirmed": "c", "false_positive": "f", "expected": "e", "new_normal": "n"}.get(verdict, "")

@@ -158,3 +158,4 @@ def test_departed_columns_are_listed_strongest_first():
     assert [name for name, _ in departed_columns(several)] == ["mem", "cpu"]
     assert departed_columns(Anomaly(explanation={"features": {"area": 0.8}})) == [("area", "contribution +0.8")]
     assert departed_columns(Anomaly(explanation={})) == []
+    assert departed_columns(Anomaly(explanation={"columns": {"": {"peak_sigma": 9.0}}})) == []  # one unnamed
