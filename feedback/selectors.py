@@ -113,13 +113,15 @@ def review_items(*, user, anomalies: list[Anomaly]) -> list[ReviewItem]:
 
 def departed_columns(anomaly: Anomaly) -> list[tuple[str, str]]:
     """(column, how far) for the columns that left their band (several columns scored jointly), or the
-    features that made a table row unusual, strongest first."""
+    features that made a table row unusual, strongest first; empty for a series scored alone."""
     columns = anomaly.explanation.get("columns") or {}
     columns = {name: d for name, d in columns.items() if name} if isinstance(columns, dict) else {}
     if columns:  # a series scored alone names no column: nothing to list
         ranked = sorted(columns.items(), key=lambda kv: -abs(kv[1].get("peak_sigma", 0)))
         return [(name, f"peak {d.get('peak_sigma', 0):+.1f}σ, median {d.get('median_sigma', 0):+.1f}σ")
                 for name, d in ranked]  # fmt: skip
+    if anomaly.record_id is None:  # a series' "features" are its detector's components, not columns
+        return []
     features = anomaly.explanation.get("features") or {}
     return [(name, f"contribution {weight:+.3g}") for name, weight in features.items()]
 

@@ -156,6 +156,8 @@ def test_departed_columns_are_listed_strongest_first():
     several = Anomaly(explanation={"columns": {"cpu": {"median_sigma": 3.1, "peak_sigma": 4.0},
                                                "mem": {"median_sigma": -5.0, "peak_sigma": -9.5}}})  # fmt: skip
     assert [name for name, _ in departed_columns(several)] == ["mem", "cpu"]
-    assert departed_columns(Anomaly(explanation={"features": {"area": 0.8}})) == [("area", "contribution +0.8")]
+    row = Anomaly(record_id=1, explanation={"features": {"area": 0.8}})
+    assert departed_columns(row) == [("area", "contribution +0.8")]
+    assert departed_columns(Anomaly(explanation={"features": {"shift": 0.4}})) == []  # a series' components
     assert departed_columns(Anomaly(explanation={})) == []
     assert departed_columns(Anomaly(explanation={"columns": {"": {"peak_sigma": 9.0}}})) == []  # one unnamed
