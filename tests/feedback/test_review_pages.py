@@ -11,7 +11,8 @@ from detectors.services.configs import detector_create
 from detectors.services.runs import run_create, run_execute
 from feedback.models import Label, ReviewClaim
 from feedback.selectors import departed_columns
-from feedback.services.labels import anomalies_label
+from feedback.services.labels import anomalies_label, missed_mark
+from ingestion.models import Series
 from tests.detectors.helpers import dataset_with_series, series_frame, utc
 
 pytestmark = pytest.mark.django_db
@@ -161,3 +162,18 @@ def test_departed_columns_are_listed_strongest_first():
     assert departed_columns(Anomaly(explanation={"features": {"shift": 0.4}})) == []  # a series' components
     assert departed_columns(Anomaly(explanation={})) == []
     assert departed_columns(Anomaly(explanation={"columns": {"": {"peak_sigma": 9.0}}})) == []  # one unnamed
+
+
+def test_a_missed_anomaly_has_its_page_with_a_plot_and_takes_no_verdict(teammate, watched):
+    series = Series.objects.get(dataset=watched.dataset)
+    label = missed_mark(detector=watched, series=series, start=utc("2024-01-10"), end=utc("2024-01-10 05:00"),
+                        user=teammate, note="slow leak")  # fmt: skip
+    page = session(teammate).get(f"/review/{label.anomaly_id}/").content.decode()
+    assert "data-t0=" in page and "Missed by bob" in page and 'data-verdict="confirmed"' not in page
+    assert not ReviewClaim.objects.exists()
+
+
+def test_failed_logins_are_throttled_like_the_admins(settings, teammate, team):
+    settings.AUTH_FAILURE_LIMIT = 2
+    client, wrong = Client(), {"username": "bob", "password": "nope"}
+    assert [client.post("/accounts/login/", wrong).status_code for _ in range(3)] == [200, 200, 429]
