@@ -77,32 +77,33 @@ def _within(x: float, y: float, factor: float) -> bool:
     return hi / lo <= factor
 
 
-def series_rates(series: list[Any], positive: np.ndarray, *, leave_one_out: bool) -> np.ndarray:
-    """Per label: the share of real incidents among its series' labels, shrunk towards the pooled share.
-
-    While fitting, each label's own verdict is left out of its series' share, or the model would learn
-    from the answer it is asked to predict.
-    """
+def series_rates(series: list[Any], positive: np.ndarray) -> np.ndarray:
+    """Per label (in time order): the share of real incidents among the *earlier* labels of its series, shrunk
+    towards the pooled share. Only earlier ones, as when a new incident is judged: a label's own verdict in
+    its series' share would teach the model the answer it is asked to predict."""
     positive = np.asarray(positive, float)
     pooled = float(positive.mean()) if len(positive) else 0.5
     keys = np.asarray([str(s) for s in series])
     rates = np.empty(len(positive))
     for key in np.unique(keys):
-        members = keys == key
-        total, count = positive[members].sum(), members.sum()
-        own_total = total - positive[members] if leave_one_out else np.full(count, total)
-        own_count = count - 1 if leave_one_out else count
-        rates[members] = (own_total + SERIES_PRIOR_WEIGHT * pooled) / (own_count + SERIES_PRIOR_WEIGHT)
+        rows = np.flatnonzero(keys == key)
+        earlier_total = np.concatenate([[0.0], np.cumsum(positive[rows])[:-1]])
+        earlier_count = np.arange(len(rows))
+        rates[rows] = (earlier_total + SERIES_PRIOR_WEIGHT * pooled) / (earlier_count + SERIES_PRIOR_WEIGHT)
     return rates
 
 
 def series_rate_table(series: list[Any], positive: np.ndarray) -> tuple[dict[str, float], float]:
-    """{series: its shrunk share of real incidents}, and the pooled share for series without labels."""
+    """{series: its shrunk share of real incidents over all its labels}, and the pooled share (series without
+    labels), for judging new incidents."""
     positive = np.asarray(positive, float)
     pooled = float(positive.mean()) if len(positive) else 0.5
-    keys = [str(s) for s in series]
-    rates = series_rates(keys, positive, leave_one_out=False)
-    return dict(zip(keys, rates.tolist(), strict=True)), pooled
+    keys = np.asarray([str(s) for s in series])
+    table = {}
+    for key in np.unique(keys):
+        members = positive[keys == key]
+        table[str(key)] = float((members.sum() + SERIES_PRIOR_WEIGHT * pooled) / (len(members) + SERIES_PRIOR_WEIGHT))
+    return table, pooled
 
 
 def f_beta(tp: float, fp: float, fn: float, beta: float) -> float:
@@ -128,7 +129,7 @@ class Triage:
             missed: int = 0) -> Triage:  # fmt: skip
         """Fit on labelled incidents; ``missed`` anomalies no incident found count as misses at every cut."""
         positive = np.asarray(positive, bool)
-        rates = series_rates(series, positive, leave_one_out=True)
+        rates = series_rates(series, positive)
         X = np.array([s.vector(r) for s, r in zip(signatures, rates, strict=True)])
         mean, scale = X.mean(axis=0), X.std(axis=0)
         scale[scale == 0] = 1.0
@@ -161,14 +162,17 @@ class Triage:
 
 
 def best_cut(probability: np.ndarray, positive: np.ndarray, beta: float, missed: int = 0) -> float:
-    """The cut maximising F-beta over labelled incidents (0: keep all, when nothing does better)."""
+    """The cut maximising F-beta over labelled incidents (0: keep all, when nothing does better), halfway
+    between the lowest probability kept and the highest one held back, so a new incident a little below
+    the ones kept is not held back for that alone."""
     positive = np.asarray(positive, bool)
+    levels = np.unique(probability)
     best, best_score = 0.0, f_beta(positive.sum(), (~positive).sum(), missed, beta)
-    for cut in np.unique(probability):
+    for i, cut in enumerate(levels[1:], start=1):
         kept = probability >= cut
         score = f_beta((kept & positive).sum(), (kept & ~positive).sum(), (~kept & positive).sum() + missed, beta)
         if score > best_score + 1e-12:
-            best, best_score = float(cut), score
+            best, best_score = float((levels[i - 1] + cut) / 2), score
     return best
 
 

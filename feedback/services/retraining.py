@@ -1,22 +1,23 @@
 """Retraining from labels: a candidate per series, judged against the active version, promoted only if better.
 
 A candidate keeps the active version's fitted model and learns from the detector's labels how to turn its
-scores into incidents:
-1. the alarm threshold, raised to where F-beta over the labelled incidents is best (only raising can be
-   learnt: incidents a lower threshold would add were never raised, so never labelled);
-2. with enough labels of both kinds, a triage (logistic regression over each incident's shape, size,
-   length, score and its series' record) that holds back incidents that look like the false positives.
+scores into incidents (maximising F-beta over the labelled incidents, beta a detector setting):
+- with FEEDBACK_MIN_SUPERVISED_LABELS labelled incidents, at least 5 of each verdict: a triage (logistic
+  regression over each incident's shape, direction, size, length, score and its series' record) with the
+  cut below which new incidents are held back as likely false alarms;
+- with fewer: only the alarm threshold, raised to where F-beta is best (only raising can be learnt:
+  incidents a lower threshold would add were never raised, so never labelled).
 Missed anomalies count as misses whatever the candidate does.
 
-Judging: the labels are ordered by time; a twin of the candidate learns from the earlier part and is
-scored with the active version on the latest part (FEEDBACK_HOLDOUT_FRACTION). Only when the twin beats
-the active version on that held-out part is the candidate (which learns from all labels) promoted; either
-way both keep their figures, and a rejected candidate stays stored as `candidate`. Rollback is one call.
+Judging: a twin of the candidate learns from the earlier labels and is scored with the active version on
+the latest ones (FEEDBACK_HOLDOUT_FRACTION; "latest" by each label's place in its own series' history, see
+_held_out). Only when the twin beats the active version there is the candidate (which learns from all
+labels) promoted; either way both keep their figures, and a rejected candidate stays stored as
+`candidate`. Rollback is one call.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,8 +50,10 @@ class Examples:
     def __len__(self) -> int:
         return len(self.signatures)
 
-    def part(self, rows: slice, missed: int) -> Examples:
-        return Examples(self.signatures[rows], self.series[rows], self.scores[rows], self.positive[rows], missed)
+    def part(self, rows: np.ndarray, missed: int) -> Examples:
+        picked = np.flatnonzero(rows)
+        return Examples([self.signatures[i] for i in picked], [self.series[i] for i in picked], self.scores[picked],
+                        self.positive[picked], missed)  # fmt: skip
 
 
 @dataclass
@@ -109,10 +112,9 @@ def retraining_run(*, retraining_id: int) -> Retraining:
     too_few = _too_few(examples, active)
     if too_few:
         return _finish(retraining, RetrainingStatus.SKIPPED, too_few, {"labels": len(labels)})
-    split = math.ceil(len(examples) * (1 - settings.FEEDBACK_HOLDOUT_FRACTION))
-    held_missed = sum(ts >= learnt_ts[split] for ts in missed_ts) if split < len(learnt_ts) else 0
-    train = examples.part(slice(0, split), examples.missed - held_missed)
-    held = examples.part(slice(split, None), held_missed)
+    held_rows, held_missed = _held_out(examples, learnt_ts, missed_ts)
+    train = examples.part(~held_rows, examples.missed - held_missed)
+    held = examples.part(held_rows, held_missed)
     beta = detector.feedback_beta
     twin = _calibrate(train, detector)
     active_raises = _active_raises(held, active)
@@ -136,10 +138,32 @@ def retraining_run(*, retraining_id: int) -> Retraining:
     return _finish(retraining, status, decision, figures)
 
 
+def _held_out(examples: Examples, learnt_ts: list, missed_ts: list) -> tuple[np.ndarray, int]:
+    """The latest labels, by their place in their own series' labelled history: each label gets the share of its
+    series' labels at or before it (mid-rank), and the highest FEEDBACK_HOLDOUT_FRACTION of all are held out.
+    Series are judged on their own latest labels, whatever clock each series keeps. Missed anomalies after the
+    earliest held-out label of their series are held out too."""
+    series = np.asarray([str(s) for s in examples.series])
+    position = np.empty(len(series))
+    for key in np.unique(series):
+        rows = np.flatnonzero(series == key)  # already in time order
+        position[rows] = (np.arange(len(rows)) + 0.5) / len(rows)
+    count = max(1, round(len(series) * settings.FEEDBACK_HOLDOUT_FRACTION))
+    order = np.lexsort((np.asarray([ts.timestamp() for ts in learnt_ts]), position))
+    held = np.zeros(len(series), bool)
+    held[order[-count:]] = True
+    first_held = {}
+    for key, ts, is_held in zip(series, learnt_ts, held, strict=True):
+        if is_held:
+            first_held[key] = min(first_held.get(key, ts), ts)
+    held_missed = sum(1 for key, ts in missed_ts if key in first_held and ts >= first_held[key])
+    return held, held_missed
+
+
 def _examples(labels: list[Label]) -> tuple[Examples, list, list]:
-    """The labelled incidents as examples, their times, and the times of the missed anomalies."""
+    """The labelled incidents as examples, their times, and (series, time) of the missed anomalies."""
     learnt = [label for label in labels if label.verdict in LEARNT_FROM]
-    missed_ts = [label.start_ts for label in labels if label.verdict == Verdict.MISSED]
+    missed_ts = [(str(label.series_id), label.start_ts) for label in labels if label.verdict == Verdict.MISSED]
     examples = Examples(
         [signature_of(label.anomaly) for label in learnt], [label.series_id for label in learnt],
         np.array([label.anomaly.score for label in learnt], float),
@@ -160,18 +184,15 @@ def _too_few(examples: Examples, active: dict) -> str:
 
 
 def _calibrate(examples: Examples, detector: Detector) -> Calibration:
+    """A triage when there are enough labels of both kinds (it weighs the score with everything else, so the
+    threshold stays where the sensitivity puts it); otherwise only the threshold is raised."""
     beta = detector.feedback_beta
     base = sensitivity_threshold(detector.sensitivity)
-    threshold = best_threshold(examples.scores, examples.positive, base, beta, examples.missed)
-    above = examples.scores >= threshold
-    positives, negatives = int((examples.positive & above).sum()), int((~examples.positive & above).sum())
-    triage = None
-    if above.sum() >= settings.FEEDBACK_MIN_SUPERVISED_LABELS and min(positives, negatives) >= 5:
-        kept = np.flatnonzero(above)
-        missed = examples.missed + int((examples.positive & ~above).sum())
-        triage = Triage.fit([examples.signatures[i] for i in kept], [examples.series[i] for i in kept],
-                            examples.positive[kept], beta=beta, missed=missed)  # fmt: skip
-    return Calibration(threshold, triage)
+    positives = int(examples.positive.sum())
+    if len(examples) >= settings.FEEDBACK_MIN_SUPERVISED_LABELS and min(positives, len(examples) - positives) >= 5:
+        triage = Triage.fit(examples.signatures, examples.series, examples.positive, beta=beta, missed=examples.missed)
+        return Calibration(base, triage)
+    return Calibration(best_threshold(examples.scores, examples.positive, base, beta, examples.missed), None)
 
 
 def _active_raises(examples: Examples, active: dict) -> np.ndarray:
