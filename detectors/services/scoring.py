@@ -242,19 +242,24 @@ def _training_rows(n: int) -> int:
 
 
 def _store_incidents(detector: Detector, results: list[SeriesScore], run_id: int | None) -> tuple[list, list]:
-    """Insert new incidents and update the followed ones; returns (created ids, resolved ids)."""
-    new, resolved = [], []
+    """Insert new incidents and update the followed ones; returns (created ids, resolved ids).
+
+    "Created" also names followed incidents that the triage held back until now and releases as they grow
+    (they are raised for the first time).
+    """
+    new, resolved, released = [], [], []
     for result in results:
         for event in result.events:
             if event.resumed and result.resumed is not None:
-                if _incident_update(result.resumed, event, result.last_ts):
-                    resolved.append(result.resumed.pk)
+                closed, freed = _incident_update(result.resumed, event, result.last_ts, result.model)
+                resolved += [result.resumed.pk] if closed else []
+                released += [result.resumed.pk] if freed else []
             elif not event.resumed:
                 new.append(_incident(detector, result, event, run_id))
     _triage(new, results)
     created = incidents_insert(incidents=new)
     resolved += [incident.pk for incident in created if incident.status == IncidentStatus.CLOSED]
-    return [incident.pk for incident in created], resolved
+    return [incident.pk for incident in created] + released, resolved
 
 
 def _triage(new: list[Anomaly], results: list[SeriesScore]) -> None:
@@ -267,8 +272,11 @@ def _triage(new: list[Anomaly], results: list[SeriesScore]) -> None:
         held = triage_held_back(triage_state=model.triage, series_id=series_id, signatures=signatures)
         for incident in (i for i, hold in zip(mine, held, strict=True) if hold):
             incident.review_status = ReviewStatus.SUPPRESSED
-            incident.explanation = {**incident.explanation, "held_back": f"Held back by model v{model.version}: "
-                                    "labelled incidents like it were mostly false alarms."}  # fmt: skip
+            incident.explanation = {**incident.explanation, "held_back": _held_back_text(model)}
+
+
+def _held_back_text(model: ModelVersion) -> str:
+    return f"Held back by model v{model.version}: labelled incidents like it were mostly false alarms."
 
 
 def _incident_fields(event: Event, last_ts: datetime | None) -> dict:
@@ -300,15 +308,34 @@ def _incident(detector: Detector, result: SeriesScore, event: Event, run_id: int
     )  # fmt: skip
 
 
-def _incident_update(incident: Anomaly, event: Event, last_ts: datetime | None) -> bool:
-    """Extend or close a stored open incident; True when it closed."""
+def _incident_update(
+    incident: Anomaly, event: Event, last_ts: datetime | None, model: ModelVersion | None
+) -> tuple[bool, bool]:
+    """Extend or close a stored open incident; returns (it closed, the triage released it).
+
+    An incident the triage held back is judged again as it grows: a spike that turns into a lasting shift
+    may no longer look like the false alarms it resembled at its alarm.
+    """
     fields = _incident_fields(event, last_ts)
     fields["points"] = event.rows
     fields["score"] = max(event.score, incident.score)
+    released = False
+    if incident.review_status == ReviewStatus.SUPPRESSED and "held_back" in (incident.explanation or {}):
+        grown = Anomaly(**{k: v for k, v in fields.items() if k in SIGNATURE_FIELDS})
+        still = model is not None and bool(model.triage) and triage_held_back(
+            triage_state=model.triage, series_id=incident.series_id, signatures=[signature_of(grown)]
+        )[0]  # fmt: skip
+        if still:
+            fields["explanation"] = {**fields["explanation"], "held_back": incident.explanation["held_back"]}
+        else:
+            fields["review_status"], released = ReviewStatus.UNREVIEWED, True
     updated = Anomaly.objects.filter(pk=incident.pk, status=IncidentStatus.OPEN).update(
         **fields, updated_at=timezone.now()
     )
-    return bool(updated) and fields["status"] == IncidentStatus.CLOSED
+    return bool(updated) and fields["status"] == IncidentStatus.CLOSED, bool(updated) and released
+
+
+SIGNATURE_FIELDS = ("explanation", "value", "expected", "lower", "upper", "points", "score")
 
 
 def _cursor_starts(detector: Detector, series_ids: list[int]) -> list[datetime | None]:
