@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def bench_api(*, scale: float, processes: int, log, **_) -> dict:
     n_series = max(10, int(SERIES * scale))
     duration = DURATION_S if scale >= 1 else max(2.0, DURATION_S * scale)
-    call_command("createcachetable")  # the rate-limit counters' table (CACHE_URL=db), as gunicorn needs it
+    call_command("createcachetable", verbosity=0)  # the rate-limit counters' table (CACHE_URL=db), as gunicorn needs it
     dataset = data_ensure(n_series=n_series, log=log)
     key = api_token_create(user=_bench_user(dataset.team), name="bench api", scope=TokenScope.READ).key
     paths = request_paths(dataset=dataset, count=400)
