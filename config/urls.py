@@ -12,6 +12,7 @@ api_v1 = [
     path("", include("ingestion.api.urls")),
     path("", include("detectors.api.urls")),
     path("", include("forecasting.api.urls")),
+    path("", include("alerts.api.urls")),
 ]
 
 urlpatterns = [

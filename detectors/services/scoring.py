@@ -21,7 +21,7 @@ from django.utils import timezone
 from detectors.algorithms.forecast_band import ForecastBand
 from detectors.algorithms.incidents import Prior, Progress, Reference, describe
 from detectors.algorithms.postprocess import Event, detect, sensitivity_threshold
-from detectors.models import Anomaly, Detector, IncidentStatus, ModelVersion, SeriesCursor
+from detectors.models import SEVERITY_RANK, Anomaly, Detector, IncidentStatus, ModelVersion, SeriesCursor
 from detectors.services.incidents import incidents_insert, incidents_overlapping, open_incidents
 from detectors.services.modelling import (
     MIN_TRAINING_POINTS,
@@ -60,6 +60,7 @@ class ChunkScore:
     series: list[SeriesScore]
     created_ids: list[int] = field(default_factory=list)  # incidents stored by this chunk
     resolved_ids: list[int] = field(default_factory=list)  # incidents that closed in this chunk
+    escalated_ids: list[int] = field(default_factory=list)  # open incidents whose severity rose in this chunk
 
     @property
     def points_scored(self) -> int:
@@ -131,7 +132,9 @@ def chunk_score(
         for result in results:
             result.model = stored.get(result.series_id, result.model)
         with transaction.atomic():
-            outcome.created_ids, outcome.resolved_ids = _store_incidents(detector, results, run_id)
+            outcome.created_ids, outcome.resolved_ids, outcome.escalated_ids = _store_incidents(
+                detector, results, run_id
+            )
             _advance_cursors(detector, results, dict(zip(series_ids, starts, strict=True)))
     return outcome
 
@@ -238,19 +241,22 @@ def _training_rows(n: int) -> int:
     return max(MIN_TRAINING_POINTS, int(TRAINING_FRACTION * n))
 
 
-def _store_incidents(detector: Detector, results: list[SeriesScore], run_id: int | None) -> tuple[list, list]:
-    """Insert new incidents and update the followed ones; returns (created ids, resolved ids)."""
-    new, resolved = [], []
+def _store_incidents(detector: Detector, results: list[SeriesScore], run_id: int | None) -> tuple[list, list, list]:
+    """Insert new incidents and update the followed ones; returns (created, resolved, escalated) ids."""
+    new, resolved, escalated = [], [], []
     for result in results:
         for event in result.events:
             if event.resumed and result.resumed is not None:
-                if _incident_update(result.resumed, event, result.last_ts):
+                closed, rose = _incident_update(result.resumed, event, result.last_ts)
+                if closed:
                     resolved.append(result.resumed.pk)
+                elif rose:
+                    escalated.append(result.resumed.pk)
             elif not event.resumed:
                 new.append(_incident(detector, result, event, run_id))
     created = incidents_insert(incidents=new)
     resolved += [incident.pk for incident in created if incident.status == IncidentStatus.CLOSED]
-    return [incident.pk for incident in created], resolved
+    return [incident.pk for incident in created], resolved, escalated
 
 
 def _incident_fields(event: Event, last_ts: datetime | None) -> dict:
@@ -282,15 +288,16 @@ def _incident(detector: Detector, result: SeriesScore, event: Event, run_id: int
     )  # fmt: skip
 
 
-def _incident_update(incident: Anomaly, event: Event, last_ts: datetime | None) -> bool:
-    """Extend or close a stored open incident; True when it closed."""
+def _incident_update(incident: Anomaly, event: Event, last_ts: datetime | None) -> tuple[bool, bool]:
+    """Extend or close a stored open incident; (it closed, its severity rose)."""
     fields = _incident_fields(event, last_ts)
     fields["points"] = event.rows
     fields["score"] = max(event.score, incident.score)
     updated = Anomaly.objects.filter(pk=incident.pk, status=IncidentStatus.OPEN).update(
         **fields, updated_at=timezone.now()
     )
-    return bool(updated) and fields["status"] == IncidentStatus.CLOSED
+    rose = SEVERITY_RANK.get(fields["severity"], 0) > SEVERITY_RANK.get(incident.severity, 0)
+    return bool(updated) and fields["status"] == IncidentStatus.CLOSED, bool(updated) and rose
 
 
 def _cursor_starts(detector: Detector, series_ids: list[int]) -> list[datetime | None]:

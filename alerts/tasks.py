@@ -1,0 +1,46 @@
+"""Thin tasks: alerts for incidents, sending one notification, re-enqueueing lost ones (beat)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db.models import Value
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from alerts.models import Notification
+from alerts.services import alerting, delivery
+from common.tasks import TRANSIENT
+
+HANDLERS = {"opened": alerting.alerts_open, "escalated": alerting.alerts_open, "resolved": alerting.alerts_resolve}
+
+
+@shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=8)
+def on_incidents(event: str, anomaly_ids: list[int]) -> None:
+    send_when_due(HANDLERS[event](anomaly_ids=anomaly_ids))
+
+
+# A worker that dies mid-send puts the message back (reject_on_worker_lost); the claim in the service
+# makes the copy wait for the dead sender's lease, then send, or find it sent and stop.
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None, autoretry_for=TRANSIENT,
+             retry_backoff=True)  # fmt: skip
+def send_notification(self, notification_id: int) -> str:
+    outcome = delivery.notification_deliver(notification_id=notification_id, worker=self.request.hostname or "")
+    if outcome.retry_in is not None:
+        raise self.retry(countdown=outcome.retry_in)
+    return outcome.status
+
+
+@shared_task(acks_late=True)
+def redispatch_due() -> None:
+    for notification_id in delivery.notifications_redispatch_due():
+        send_notification.delay(notification_id)
+
+
+def send_when_due(notification_ids: list[int]) -> None:
+    """Enqueue each notification to run when due (its grouping window or quiet hours over)."""
+    now = timezone.now()
+    rows = Notification.objects.filter(pk__in=notification_ids)
+    due = dict(rows.values_list("pk", "not_before"))
+    rows.update(enqueued_at=Greatest(Value(now), "not_before"))  # when the sweeper expects its task to have run
+    for notification_id, not_before in due.items():
+        send_notification.apply_async((notification_id,), eta=not_before if not_before > now else None)
