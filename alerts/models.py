@@ -8,6 +8,8 @@ before sending, so it is sent once however often its task runs (see alerts/servi
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -60,12 +62,12 @@ class AlertRule(BaseModel):
     channels = models.ManyToManyField(Channel, related_name="rules")
     min_severity = models.CharField(max_length=16, choices=Severity.choices, default=Severity.MEDIUM)
     cooldown = models.DurationField(
-        default=0, blank=True,
+        default=timedelta(0), blank=True,
         help_text="After an alert opens, new incidents of the same source join no new alert for this long "
         "(they are kept as a suppressed alert).",
     )  # fmt: skip
     grouping_window = models.DurationField(
-        default=0, blank=True,
+        default=timedelta(0), blank=True,
         help_text="Incidents of the same source within this long of an alert's first join it: one message "
         "with a count, sent when the window ends.",
     )  # fmt: skip

@@ -53,8 +53,8 @@ def alerts_open(*, anomaly_ids: list[int]) -> list[int]:
             alert = joined.get((rule.pk, incident.pk))
             if alert is not None:
                 alerts.update(_escalate(alert, incident))
-            elif _passes(rule, incident):
-                alerts.add(_join_or_open(rule, incident).pk)
+            elif _passes(rule, incident) and (notified := _join_or_open(rule, incident)) is not None:
+                alerts.add(notified)
     return _pending(alerts)
 
 
@@ -71,7 +71,7 @@ def alerts_resolve(*, anomaly_ids: list[int]) -> list[int]:
         if alert.rule.notify_on_resolve and alert.notifications.filter(event=OPENED).exists():
             _notify(alert, alert.rule, RESOLVED, timezone.now())
             resolved.append(alert.pk)
-    return _pending(resolved)
+    return _pending(resolved, event=RESOLVED)
 
 
 def _rules_locked(incidents: list[Anomaly]) -> list[AlertRule]:
@@ -130,26 +130,30 @@ def _joined(rules: list[AlertRule], incidents: list[Anomaly]) -> dict[tuple[int,
     return {(rule, anomaly): alerts[alert] for rule, anomaly, alert in links}
 
 
-def _join_or_open(rule: AlertRule, incident: Anomaly) -> Alert:
+def _join_or_open(rule: AlertRule, incident: Anomaly) -> int | None:
+    """Join or open an alert; the id of an alert that opened with messages to send, else None."""
     source = {"detector_id": incident.detector_id, "forecast_config_id": incident.forecast_config_id}
     stored = incident.created_at
     if (suppressed := _false_positive(rule, incident)) is not None:
-        return _open(rule, incident, source, stored, group_until=stored, suppressed=suppressed)
+        _open(rule, incident, source, stored, group_until=stored, suppressed=suppressed)
+        return None
     # A false positive's own alert never groups (its window ends when it starts).
     joinable = Alert.objects.filter(rule=rule, **source, group_until__gte=stored).exclude(first_seen=F("group_until"))
     latest = joinable.select_for_update().order_by("-first_seen").first()
     if latest is not None:
-        return _join(latest, incident)
+        _join(latest, incident)
+        return None
     cooling = (
         Alert.objects.filter(rule=rule, **source, first_seen__gt=stored - rule.cooldown)
         .exclude(status=AlertStatus.SUPPRESSED).order_by("-first_seen").first()
     ) if rule.cooldown else None  # fmt: skip
     if cooling is not None:
         until = cooling.first_seen + rule.cooldown
-        return _open(rule, incident, source, stored, group_until=until, suppressed=f"cooldown until {until:%H:%M:%S}")
+        _open(rule, incident, source, stored, group_until=until, suppressed=f"cooldown until {until:%H:%M:%S}")
+        return None
     alert = _open(rule, incident, source, stored, group_until=stored + rule.grouping_window)
     _notify(alert, rule, OPENED, alert.group_until)
-    return alert
+    return alert.pk
 
 
 def _false_positive(rule: AlertRule, incident: Anomaly) -> str | None:
@@ -177,7 +181,7 @@ def _status_of(incidents: list[Anomaly]) -> str:
     return AlertStatus.OPEN if any(i.status == IncidentStatus.OPEN for i in incidents) else AlertStatus.RESOLVED
 
 
-def _join(alert: Alert, incident: Anomaly) -> Alert:
+def _join(alert: Alert, incident: Anomaly) -> None:
     AlertIncident.objects.create(alert=alert, anomaly=incident, rule=alert.rule)
     alert.count += 1
     alert.last_seen = max(alert.last_seen, incident.created_at)
@@ -186,7 +190,6 @@ def _join(alert: Alert, incident: Anomaly) -> Alert:
     if alert.status == AlertStatus.RESOLVED and incident.status == IncidentStatus.OPEN:
         alert.status, alert.resolved_at = AlertStatus.OPEN, None
     alert.save(update_fields=["count", "last_seen", "severity", "status", "resolved_at", "updated_at"])
-    return alert
 
 
 def _escalate(alert: Alert, incident: Anomaly) -> list[int]:
@@ -215,9 +218,8 @@ def _notify(alert: Alert, rule: AlertRule, event: str, not_before: datetime) -> 
     )
 
 
-def _pending(alert_ids) -> list[int]:
+def _pending(alert_ids, event: str | None = None) -> list[int]:
     """Notifications of these alerts never enqueued yet (the caller sends them once this commits)."""
-    return list(
-        Notification.objects.filter(alert__in=alert_ids, status=NotificationStatus.PENDING, enqueued_at=None)
-        .order_by("pk").values_list("pk", flat=True)
-    )  # fmt: skip
+    found = Notification.objects.filter(alert__in=alert_ids, status=NotificationStatus.PENDING, enqueued_at=None)
+    found = found.filter(event=event) if event else found.exclude(event=RESOLVED)
+    return list(found.order_by("pk").values_list("pk", flat=True))

@@ -1,7 +1,8 @@
 """Sending a notification once: claim it by a conditional UPDATE, send, mark it, log the attempt.
 
-The claim sets status "sending" with a lease (`claimed_until`, the database's clock) and only succeeds on a
-pending notification that is due, or on one whose lease has run out (its sender died). A task that runs
+The claim sets status "sending" with a lease (`claimed_until`, by the database's clock, which every worker
+shares) and only succeeds on a pending notification that is due, or on one whose lease has run out (its
+sender died). A task that runs
 again finds the notification sent and does nothing; one that finds a live lease waits for it to end.
 
 The limit: a sender that dies after the receiver took the message but before it is marked sent leaves a
@@ -70,10 +71,10 @@ def _claim(notification_id: int) -> int | None:
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            UPDATE {TABLE} SET status = 'sending', attempts = attempts + 1, updated_at = now(),
-                claimed_until = now() + make_interval(secs => %s)
-            WHERE id = %s AND not_before <= now()
-              AND (status = 'pending' OR (status = 'sending' AND claimed_until < now()))
+            UPDATE {TABLE} SET status = 'sending', attempts = attempts + 1, updated_at = clock_timestamp(),
+                claimed_until = clock_timestamp() + make_interval(secs => %s)
+            WHERE id = %s AND not_before <= clock_timestamp()
+              AND (status = 'pending' OR (status = 'sending' AND claimed_until < clock_timestamp()))
             RETURNING attempts
             """,
             [settings.ALERTS_SEND_LEASE_SECONDS, notification_id],
@@ -86,8 +87,11 @@ def _unclaimed(notification_id: int) -> Outcome:
     """Why the claim failed: done, not due yet, or held by a live sender (wait for its lease)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""SELECT status, EXTRACT(EPOCH FROM (not_before - now())), EXTRACT(EPOCH FROM (claimed_until - now()))
-                FROM {TABLE} WHERE id = %s""",
+            f"""
+            SELECT status, EXTRACT(EPOCH FROM (not_before - clock_timestamp())),
+                EXTRACT(EPOCH FROM (claimed_until - clock_timestamp()))
+            FROM {TABLE} WHERE id = %s
+            """,
             [notification_id],
         )
         row = cursor.fetchone()
@@ -152,12 +156,12 @@ def notifications_redispatch_due() -> list[int]:
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            UPDATE {TABLE} SET enqueued_at = now()
+            UPDATE {TABLE} SET enqueued_at = clock_timestamp()
             WHERE id IN (
                 SELECT id FROM {TABLE}
-                WHERE status IN ('pending', 'sending') AND not_before <= now()
-                  AND COALESCE(enqueued_at, created_at) < now() - make_interval(secs => %s)
-                  AND (status = 'pending' OR claimed_until < now())
+                WHERE status IN ('pending', 'sending') AND not_before <= clock_timestamp()
+                  AND COALESCE(enqueued_at, created_at) < clock_timestamp() - make_interval(secs => %s)
+                  AND (status = 'pending' OR claimed_until < clock_timestamp())
                 ORDER BY not_before LIMIT 1000 FOR UPDATE SKIP LOCKED
             )
             RETURNING id
