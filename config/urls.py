@@ -10,6 +10,7 @@ admin.site.login = throttle_login_failures(admin.site.login)
 api_v1 = [
     path("", include("teams.api.urls")),
     path("", include("ingestion.api.urls")),
+    path("", include("feedback.api.urls")),  # before detectors': anomalies/label is not an anomaly id
     path("", include("detectors.api.urls")),
     path("", include("forecasting.api.urls")),
     path("", include("alerts.api.urls")),

@@ -60,6 +60,16 @@ class Detector(BaseModel):
     forecast_level = models.PositiveSmallIntegerField(
         default=95, help_text="Which of the forecast's interval levels is the expected band, %."
     )
+    retrain_after_labels = models.PositiveIntegerField(
+        default=10,
+        help_text="Train a candidate model after this many new labels on the detector. 0: only on schedule or by hand.",
+    )
+    feedback_beta = models.FloatField(
+        default=2.0,
+        help_text="How labels are weighed when a candidate is calibrated and compared: the F-beta score, beta > 1 "
+        "favours finding every incident (2, the default: a missed incident costs more than a false alarm), beta < 1 "
+        "favours fewer false alarms.",
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
 
     class Meta:
@@ -68,6 +78,9 @@ class Detector(BaseModel):
             models.UniqueConstraint(fields=["dataset", "name"], name="detector_unique_dataset_name"),
             models.CheckConstraint(
                 condition=Q(sensitivity__gte=0) & Q(sensitivity__lte=1), name="detector_sensitivity_0_1"
+            ),
+            models.CheckConstraint(
+                condition=Q(feedback_beta__gt=0) & Q(feedback_beta__lte=10), name="detector_feedback_beta_range"
             ),
         ]
 
@@ -106,6 +119,11 @@ class ModelVersion(BaseModel):
     status = models.CharField(max_length=16, choices=ModelStatus.choices, default=ModelStatus.CANDIDATE)
     reason = models.CharField(max_length=16, choices=ModelReason.choices, default=ModelReason.INITIAL)
     metrics = models.JSONField(default=dict, blank=True)
+    triage = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Learnt from labels: which new incidents are held back as likely false alarms (empty: none).",
+    )
     code_version = models.CharField(max_length=40, blank=True)
     activated_at = models.DateTimeField(null=True, blank=True)
 
@@ -206,6 +224,8 @@ class ReviewStatus(models.TextChoices):
     CONFIRMED = "confirmed", "Confirmed"
     FALSE_POSITIVE = "false_positive", "False positive"
     EXPECTED = "expected", "Expected change"
+    NEW_NORMAL = "new_normal", "New normal"
+    SUPPRESSED = "suppressed", "Suppressed: like incidents labelled false positive"
 
 
 class IncidentStatus(models.TextChoices):
@@ -222,6 +242,7 @@ class CloseReason(models.TextChoices):
 class IncidentKind(models.TextChoices):
     OBSERVED = "observed", "Observed: found in the data by a detector"
     PREDICTED = "predicted", "Predicted: a forecast crosses a threshold"
+    MISSED = "missed", "Missed: marked by an analyst where the detector raised nothing"
 
 
 class Anomaly(BaseModel):
@@ -291,7 +312,8 @@ class Anomaly(BaseModel):
             ),
             models.CheckConstraint(
                 condition=Q(kind="observed", detector__isnull=False)
-                | Q(kind="predicted", forecast_config__isnull=False, series__isnull=False),
+                | Q(kind="predicted", forecast_config__isnull=False, series__isnull=False)
+                | Q(kind="missed", detector__isnull=False, series__isnull=False),
                 name="anomaly_kind_has_source",
             ),
         ]

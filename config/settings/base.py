@@ -214,7 +214,19 @@ CELERY_BEAT_SCHEDULE = {
         "task": "forecasting.tasks.dispatch_due",
         "schedule": envint("DISPATCH_TICK_SECONDS", 30),
     },
+    # Detectors with analyst labels newer than their last retraining get one (besides retrain_after_labels).
+    "retrain-labelled-detectors": {
+        "task": "feedback.tasks.retrain_scheduled",
+        "schedule": envint("FEEDBACK_RETRAIN_SECONDS", 86400),
+    },
 }
+# The review queue holds an incident for the analyst who was shown it this long.
+REVIEW_CLAIM_MINUTES = envint("REVIEW_CLAIM_MINUTES", 10)
+# Retraining from labels: fewer labelled incidents than this and no candidate is judged; a triage layer is
+# learnt from this many incidents (at least 5 of each verdict); the latest share of labels judges candidates.
+FEEDBACK_MIN_LABELS = envint("FEEDBACK_MIN_LABELS", 8)
+FEEDBACK_MIN_SUPERVISED_LABELS = envint("FEEDBACK_MIN_SUPERVISED_LABELS", 20)
+FEEDBACK_HOLDOUT_FRACTION = float(env("FEEDBACK_HOLDOUT_FRACTION", "0.3"))
 # Threads numerical libraries (BLAS, OpenMP) may use inside one worker process.
 WORKER_MATH_THREADS = envint("WORKER_MATH_THREADS", 1)
 # Realtime: new points wait this long so that uploads arriving together are scored in one run.

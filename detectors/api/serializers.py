@@ -12,7 +12,7 @@ class DetectorSerializer(serializers.ModelSerializer):
         fields = [
             "id", "dataset", "name", "metric", "label_filter", "algorithm", "params", "sensitivity",
             "training_points", "close_after", "adapt_after", "mask_after", "schedule_interval", "next_run_at",
-            "realtime", "forecast_config", "forecast_level",
+            "realtime", "forecast_config", "forecast_level", "retrain_after_labels", "feedback_beta",
             "enabled", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["next_run_at", "created_at", "updated_at"]
@@ -72,7 +72,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         model = ModelVersion
         fields = [
             "id", "detector", "series", "version", "algorithm", "params", "threshold", "sensitivity",
-            "training_start", "training_end", "training_size", "status", "reason", "metrics", "code_version",
+            "training_start", "training_end", "training_size", "status", "reason", "metrics", "triage", "code_version",
             "activated_at", "created_at",
         ]  # fmt: skip
         read_only_fields = fields

@@ -19,7 +19,7 @@ from teams.models import Team
 EDITABLE_FIELDS = {
     "name", "metric", "label_filter", "algorithm", "params", "sensitivity", "training_points",
     "close_after", "adapt_after", "mask_after", "schedule_interval", "realtime", "enabled", "forecast_config",
-    "forecast_level",
+    "forecast_level", "retrain_after_labels", "feedback_beta",
 }  # fmt: skip
 
 

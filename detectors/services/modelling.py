@@ -56,12 +56,15 @@ def model_versions_store(
         Detector.objects.select_for_update().filter(pk=detector.pk).exists()
         versions = ModelVersion.objects.filter(detector=detector, series_id__in=series_ids)
         last = dict(versions.values("series_id").annotate(n=Max("version")).values_list("series_id", "n"))
+        learnt = _learnt_calibration(detector, versions)
         versions.filter(status=ModelStatus.ACTIVE).update(status=ModelStatus.RETIRED, updated_at=now)
         created = ModelVersion.objects.bulk_create([
             ModelVersion(
                 detector=detector, series_id=m.series_id, version=(last.get(m.series_id) or 0) + 1,
                 algorithm=detector.algorithm, params=detector.params, state=m.fitted.get_state(),
-                sensitivity=detector.sensitivity, threshold=sensitivity_threshold(detector.sensitivity),
+                sensitivity=detector.sensitivity,
+                threshold=learnt.get(m.series_id, {}).get("threshold", sensitivity_threshold(detector.sensitivity)),
+                triage=learnt.get(m.series_id, {}).get("triage", {}),
                 training_start=utc_from_us(m.training_ts[0]) if len(m.training_ts) else None,
                 training_end=utc_from_us(m.training_ts[-1]) if len(m.training_ts) else None,
                 training_size=m.training_size, reason=reason, code_version=CODE_VERSION,
@@ -70,6 +73,17 @@ def model_versions_store(
             for m in models
         ])  # fmt: skip
     return {version.series_id: version for version in created}
+
+
+def _learnt_calibration(detector: Detector, versions) -> dict[int | None, dict]:
+    """{series id: threshold and triage} of active versions that learnt them from labels, for the same
+    sensitivity: a refit (schedule, re-baseline) keeps what the labels taught."""
+    active = versions.filter(status=ModelStatus.ACTIVE, sensitivity=detector.sensitivity)
+    return {
+        series_id: {"threshold": threshold, "triage": triage}
+        for series_id, threshold, triage in active.values_list("series_id", "threshold", "triage")
+        if triage or threshold != sensitivity_threshold(detector.sensitivity)
+    }
 
 
 @transaction.atomic
@@ -110,6 +124,7 @@ def detector_train(
     runs twice (a redelivered task) trains each series once.
     """
     from detectors.selectors import detector_series_ids
+    from detectors.services.labelled import excluded_spans, without_spans
     from ingestion.models import Series
 
     trained = 0
@@ -124,10 +139,15 @@ def detector_train(
         latest = dict(Series.objects.filter(pk__in=chunk).values_list("pk", "last_ts"))
         starts = [None if latest.get(sid) is None else latest[sid] + timedelta(microseconds=1) for sid in chunk]
         arrays = points_read_around(series_ids=chunk, starts=starts, history=detector.training_points).split()
+        spans = excluded_spans(detector=detector, series_ids=chunk)
         fitted = [
             FittedModel(
                 series_id,
-                algorithm_fit(detector=detector, values=values, timestamps=timestamps_from_us(ts_us)),
+                algorithm_fit(
+                    detector=detector,
+                    values=without_spans(ts_us, values, spans.get(series_id, [])),
+                    timestamps=timestamps_from_us(ts_us),
+                ),
                 ts_us,
                 len(ts_us),
             )  # fmt: skip
@@ -136,3 +156,29 @@ def detector_train(
         ]
         trained += len(model_versions_store(detector=detector, models=fitted, reason=reason))
     return trained
+
+
+def model_version_rebaseline(*, detector: Detector, series_id: int, since: datetime) -> ModelVersion | None:
+    """A new active version fitted on the series' points from `since` on: the level there is the new normal.
+
+    With fewer than MIN_TRAINING_POINTS points since then, the latest MIN_TRAINING_POINTS are used (the
+    new level and the little before it). None when the series has too few points at all.
+    """
+    from ingestion.models import Series
+
+    latest = Series.objects.filter(pk=series_id).values_list("last_ts", flat=True).first()
+    if latest is None:
+        return None
+    newer = points_read_around(series_ids=[series_id], starts=[since], history=0).split()
+    ts_us, _ = newer.get(series_id, (np.empty(0, np.int64), None))
+    history = 0 if len(ts_us) >= MIN_TRAINING_POINTS else MIN_TRAINING_POINTS - len(ts_us)
+    arrays = points_read_around(series_ids=[series_id], starts=[since], history=history).split()
+    ts_us, values = arrays.get(series_id, (np.empty(0, np.int64), np.empty(0)))
+    ts_us, values = ts_us[-detector.training_points :], values[-detector.training_points :]
+    if len(ts_us) < MIN_TRAINING_POINTS:
+        return None
+    fitted = algorithm_fit(detector=detector, values=values, timestamps=timestamps_from_us(ts_us))
+    stored = model_versions_store(
+        detector=detector, models=[FittedModel(series_id, fitted, ts_us, len(ts_us))], reason=ModelReason.FEEDBACK
+    )
+    return stored.get(series_id)

@@ -21,8 +21,17 @@ from django.utils import timezone
 from detectors.algorithms.forecast_band import ForecastBand
 from detectors.algorithms.incidents import Prior, Progress, Reference, describe
 from detectors.algorithms.postprocess import Event, detect, sensitivity_threshold
-from detectors.models import SEVERITY_RANK, Anomaly, Detector, IncidentStatus, ModelVersion, SeriesCursor
+from detectors.models import (
+    SEVERITY_RANK,
+    Anomaly,
+    Detector,
+    IncidentStatus,
+    ModelVersion,
+    ReviewStatus,
+    SeriesCursor,
+)
 from detectors.services.incidents import incidents_insert, incidents_overlapping, open_incidents
+from detectors.services.labelled import excluded_spans, signature_of, triage_held_back, without_spans
 from detectors.services.modelling import (
     MIN_TRAINING_POINTS,
     FittedModel,
@@ -108,6 +117,7 @@ def chunk_score(
     arrays = points_read_around(series_ids=series_ids, starts=read_from, end=end, history=context)
     points = arrays.split()
     earlier = incidents_overlapping(detector=detector, points=points) if follow else {}
+    spans = excluded_spans(detector=detector, series_ids=series_ids)
     results = []
     for series_id, score_from in zip(series_ids, starts, strict=True):
         ts_us, values = points.get(series_id, (np.empty(0, np.int64), np.empty(0)))
@@ -118,7 +128,7 @@ def chunk_score(
         try:
             result = _score_series(
                 detector, series_id, ts_us, values, score_from, model, usable.get(series_id),
-                earlier.get(series_id, []),
+                earlier.get(series_id, []), spans.get(series_id, []),
             )  # fmt: skip
         except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
             logger.warning("series scoring failed", extra={"detector": detector.pk, "series": series_id})
@@ -146,7 +156,7 @@ def _earliest(start: datetime | None, incident: Anomaly | None) -> datetime | No
     return min(start, incident.start_ts)
 
 
-def _score_series(detector, series_id, ts_us, values, score_from, model, fitted, incidents) -> SeriesScore:
+def _score_series(detector, series_id, ts_us, values, score_from, model, fitted, incidents, spans) -> SeriesScore:
     outcome = SeriesScore(series_id=series_id)
     if not len(ts_us):
         return outcome
@@ -157,7 +167,8 @@ def _score_series(detector, series_id, ts_us, values, score_from, model, fitted,
         train = n_history if n_history >= MIN_TRAINING_POINTS else _training_rows(len(ts_us))
         if train > len(ts_us):
             return outcome  # too few points to learn from yet; the cursor waits
-        fitted = algorithm_fit(detector=detector, values=values[:train], timestamps=timestamps_from_us(ts_us[:train]))
+        learn_from = without_spans(ts_us[:train], values[:train], spans)  # labelled anomalies are not normal
+        fitted = algorithm_fit(detector=detector, values=learn_from, timestamps=timestamps_from_us(ts_us[:train]))
         outcome.new_model = FittedModel(series_id, fitted, ts_us[:train], train)
         first_scored = max(first_scored, train)
         incidents = []  # a fresh model judges its window afresh
@@ -254,9 +265,24 @@ def _store_incidents(detector: Detector, results: list[SeriesScore], run_id: int
                     escalated.append(result.resumed.pk)
             elif not event.resumed:
                 new.append(_incident(detector, result, event, run_id))
+    _triage(new, results)
     created = incidents_insert(incidents=new)
     resolved += [incident.pk for incident in created if incident.status == IncidentStatus.CLOSED]
     return [incident.pk for incident in created], resolved, escalated
+
+
+def _triage(new: list[Anomaly], results: list[SeriesScore]) -> None:
+    """New incidents that their model version's triage (learnt from labels) rates as likely false alarms are
+    stored suppressed: visible, never raised."""
+    models = {r.series_id: r.model for r in results if r.model is not None and r.model.triage}
+    for series_id, model in models.items():
+        mine = [incident for incident in new if incident.series_id == series_id]
+        signatures = [signature_of(i) for i in mine]
+        held = triage_held_back(triage_state=model.triage, series_id=series_id, signatures=signatures)
+        for incident in (i for i, hold in zip(mine, held, strict=True) if hold):
+            incident.review_status = ReviewStatus.SUPPRESSED
+            incident.explanation = {**incident.explanation, "held_back": f"Held back by model v{model.version}: "
+                                    "labelled incidents like it were mostly false alarms."}  # fmt: skip
 
 
 def _incident_fields(event: Event, last_ts: datetime | None) -> dict:

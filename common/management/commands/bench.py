@@ -15,6 +15,7 @@ BENCHMARKS = {
     "detect": "detectors.benchmarks:bench_detect",
     "extents": "detectors.benchmarks:bench_extents",
     "forecast": "forecasting.benchmarks:bench_forecast",
+    "feedback": "feedback.benchmarks:bench_feedback",
 }
 
 

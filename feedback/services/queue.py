@@ -1,0 +1,83 @@
+"""The review queue: which incidents an analyst sees next, held for them alone for a while.
+
+Order: how much a verdict would teach. An incident whose score sits near its model's threshold is the
+one the model is least sure of, and a severe one matters more; the n-th incident of the same detector
+counts a little less, so one noisy detector does not fill the whole page.
+
+Two analysts never hold the same incident: the rows are locked with `FOR UPDATE SKIP LOCKED` while a
+claim (with an expiry) is written, and incidents claimed by someone else are left out until it expires.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Case, ExpressionWrapper, F, FloatField, Value, When, Window
+from django.db.models.functions import Abs, Coalesce, RowNumber
+from django.utils import timezone
+
+from detectors.algorithms.postprocess import DEFAULT_SENSITIVITY, sensitivity_threshold
+from detectors.models import Anomaly
+from feedback.models import ReviewClaim
+from feedback.selectors import queue_candidates
+
+SEVERITY_WEIGHT = {"low": 1.0, "medium": 1.5, "high": 2.0, "critical": 2.5}
+SAME_DETECTOR_DISCOUNT = 0.25  # the n-th incident of one detector weighs 1 / (1 + 0.25 (n - 1))
+CANDIDATES = 500
+
+
+def queue_ordered(*, user, **filters):
+    """Unclaimed (or own, or expired) incidents awaiting a verdict, most informative first (not locked)."""
+    now = timezone.now()
+    threshold = Coalesce(F("model_version__threshold"), Value(sensitivity_threshold(DEFAULT_SENSITIVITY)))
+    weight = Case(*(When(severity=k, then=Value(v)) for k, v in SEVERITY_WEIGHT.items()), default=Value(1.0))
+    closeness = ExpressionWrapper(Value(1.0) - Abs(F("score") - threshold), output_field=FloatField())
+    taken = ReviewClaim.objects.filter(expires_at__gt=now).exclude(user=user).values("anomaly_id")
+    return (
+        queue_candidates(user=user, **filters)
+        .exclude(pk__in=taken)
+        .annotate(informative=ExpressionWrapper(closeness * weight, output_field=FloatField()))
+        .annotate(nth=Window(RowNumber(), partition_by=[F("detector_id")], order_by=F("informative").desc()))
+        .annotate(
+            priority=ExpressionWrapper(
+                F("informative") / (Value(1.0) + Value(SAME_DETECTOR_DISCOUNT) * (F("nth") - 1)),
+                output_field=FloatField(),
+            )
+        )  # fmt: skip
+        .order_by("-priority", "-start_ts")
+    )
+
+
+def queue_claim(*, user, limit: int = 20, **filters) -> list[Anomaly]:
+    """Claim up to `limit` incidents for `user` (renewing their own claims) and return them in queue order."""
+    ordered = list(queue_ordered(user=user, **filters).values_list("pk", flat=True)[:CANDIDATES])
+    if not ordered:
+        return []
+    now = timezone.now()
+    expires = now + timedelta(minutes=settings.REVIEW_CLAIM_MINUTES)
+    with transaction.atomic():
+        # Window functions and FOR UPDATE don't mix: lock the chosen rows in a second statement, skipping
+        # the ones another analyst is claiming right now, then drop the ones claimed meanwhile.
+        locked = set(
+            Anomaly.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(pk__in=ordered).values_list("pk", flat=True)
+        )  # fmt: skip
+        taken = set(
+            ReviewClaim.objects.filter(anomaly_id__in=locked, expires_at__gt=now)
+            .exclude(user=user).values_list("anomaly_id", flat=True)
+        )  # fmt: skip
+        mine = [pk for pk in ordered if pk in locked and pk not in taken][:limit]
+        ReviewClaim.objects.bulk_create(
+            [ReviewClaim(anomaly_id=pk, user=user, expires_at=expires) for pk in mine],
+            update_conflicts=True, unique_fields=["anomaly"], update_fields=["user", "expires_at"],
+        )  # fmt: skip
+    found = Anomaly.objects.filter(pk__in=mine).select_related("detector", "series", "model_version")
+    by_pk = {a.pk: a for a in found}
+    return [by_pk[pk] for pk in mine if pk in by_pk]
+
+
+def claim_release(*, user, anomaly_ids: list[int]) -> int:
+    """Give incidents back to the queue (a skip): the user's claims on them end now."""
+    return ReviewClaim.objects.filter(user=user, anomaly_id__in=anomaly_ids).delete()[0]
