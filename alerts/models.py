@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
@@ -181,6 +182,24 @@ class Notification(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.event} of alert {self.alert_id} to {self.channel}"
+
+
+class IncidentEvent(models.Model):
+    """Incidents opened, escalated or resolved, as detection signalled them: kept until alerts handled them,
+    so the sweep re-enqueues an event whose task was lost with a killed worker."""
+
+    event = models.CharField(max_length=12)
+    anomaly_ids = ArrayField(models.BigIntegerField())
+    created_at = models.DateTimeField(auto_now_add=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["created_at"], name="incident_event_todo_idx",
+                                condition=Q(processed_at__isnull=True))]  # fmt: skip
+
+    def __str__(self) -> str:
+        return f"{self.event} {len(self.anomaly_ids)} incidents"
 
 
 class AttemptStatus(models.TextChoices):

@@ -11,12 +11,10 @@ from alerts.models import Notification
 from alerts.services import alerting, delivery
 from common.tasks import TRANSIENT
 
-HANDLERS = {"opened": alerting.alerts_open, "escalated": alerting.alerts_open, "resolved": alerting.alerts_resolve}
 
-
-@shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=8)
-def on_incidents(event: str, anomaly_ids: list[int]) -> None:
-    send_when_due(HANDLERS[event](anomaly_ids=anomaly_ids))
+@shared_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=8)
+def on_incidents(event_id: int) -> None:
+    send_when_due(alerting.incident_event_handle(event_id=event_id))
 
 
 # A worker that dies mid-send puts the message back (reject_on_worker_lost); the claim in the service
@@ -32,6 +30,9 @@ def send_notification(self, notification_id: int) -> str:
 
 @shared_task(acks_late=True)
 def redispatch_due() -> None:
+    """Beat: tasks lost with a killed worker (Redis keeps them unacknowledged for an hour) run again."""
+    for event_id in alerting.incident_events_redispatch_due():
+        on_incidents.delay(event_id)
     for notification_id in delivery.notifications_redispatch_due():
         send_notification.delay(notification_id)
 

@@ -17,15 +17,67 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db import transaction
-from django.db.models import F, Q
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Prefetch, Q
 from django.utils import timezone
 
-from alerts.models import Alert, AlertIncident, AlertRule, AlertStatus, Notification, NotificationStatus
+from alerts.models import (
+    Alert,
+    AlertIncident,
+    AlertRule,
+    AlertStatus,
+    Channel,
+    IncidentEvent,
+    Notification,
+    NotificationStatus,
+)
 from alerts.services.quiet import quiet_until
 from detectors.models import SEVERITY_RANK, Anomaly, IncidentKind, IncidentStatus
 
 OPENED, RESOLVED = "opened", "resolved"
+EVENTS = ("opened", "escalated", "resolved")
+
+
+def incident_event_record(*, event: str, anomaly_ids: list[int]) -> IncidentEvent:
+    """Keep what detection signalled until it is handled (see incident_event_handle)."""
+    if event not in EVENTS:
+        raise ValueError(f"unknown incident event {event!r}")
+    return IncidentEvent.objects.create(event=event, anomaly_ids=anomaly_ids, enqueued_at=timezone.now())
+
+
+@transaction.atomic
+def incident_event_handle(*, event_id: int) -> list[int]:
+    """Alerts for a recorded event, once: a second task for it (redelivered, or re-enqueued by the sweep)
+    waits for the first's lock, then finds it handled. Returns the ids of the notifications to send."""
+    row = IncidentEvent.objects.select_for_update().filter(pk=event_id, processed_at=None).first()
+    if row is None:
+        return []
+    handler = alerts_resolve if row.event == RESOLVED else alerts_open
+    notification_ids = handler(anomaly_ids=row.anomaly_ids)
+    IncidentEvent.objects.filter(pk=row.pk).update(processed_at=timezone.now())
+    return notification_ids
+
+
+def incident_events_redispatch_due() -> list[int]:
+    """Events not handled ALERTS_REDISPATCH_SECONDS after they were last enqueued: marked enqueued now, for
+    the caller to enqueue again."""
+    table = IncidentEvent._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {table} SET enqueued_at = clock_timestamp()
+            WHERE id IN (
+                SELECT id FROM {table}
+                WHERE processed_at IS NULL
+                  AND COALESCE(enqueued_at, created_at) < clock_timestamp() - make_interval(secs => %s)
+                ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED
+            )
+            RETURNING id
+            """,
+            [settings.ALERTS_REDISPATCH_SECONDS],
+        )
+        return sorted(row[0] for row in cursor.fetchall())
 
 
 def escalated(severity: str) -> str:
@@ -84,13 +136,17 @@ def _rules_locked(incidents: list[Anomaly]) -> list[AlertRule]:
         Q(detectors__in=detectors) | Q(forecast_configs__in=configs) | Q(datasets__in=datasets)
     )
     ids = sorted(set(matching.values_list("pk", flat=True)))
-    rules = list(AlertRule.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
+    enabled_channels = Prefetch("channels", queryset=Channel.objects.filter(enabled=True).only("pk"))
+    rules = list(
+        AlertRule.objects.select_for_update(of=("self",)).filter(pk__in=ids).order_by("pk")
+        .prefetch_related("detectors", "datasets", "forecast_configs", enabled_channels)
+    )  # fmt: skip
     for rule in rules:
         rule.source_ids = {
-            "detectors": set(rule.detectors.values_list("pk", flat=True)),
-            "datasets": set(rule.datasets.values_list("pk", flat=True)),
-            "configs": set(rule.forecast_configs.values_list("pk", flat=True)),
-            "channels": list(rule.channels.filter(enabled=True).values_list("pk", flat=True)),
+            "detectors": {d.pk for d in rule.detectors.all()},
+            "datasets": {d.pk for d in rule.datasets.all()},
+            "configs": {c.pk for c in rule.forecast_configs.all()},
+            "channels": [c.pk for c in rule.channels.all()],
         }
     return rules
 

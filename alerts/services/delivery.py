@@ -16,10 +16,9 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from alerts.channels.base import DeliveryError
@@ -30,6 +29,8 @@ from alerts.services.messages import message_render
 logger = logging.getLogger(__name__)
 MAX_BACKOFF_S = 600
 TABLE = Notification._meta.db_table
+ATTEMPTS = DeliveryAttempt._meta.db_table
+CHANNELS = Channel._meta.db_table
 
 
 @dataclass
@@ -40,14 +41,13 @@ class Outcome:
 
 def notification_deliver(*, notification_id: int, worker: str = "") -> Outcome:
     """Send the notification unless it was sent, failed for good, is not due, or another sender holds it."""
-    number = _claim(notification_id)
-    if number is None:
+    claim = _claim(notification_id, worker)
+    if claim is None:
         return _unclaimed(notification_id)
     notification = Notification.objects.select_related("channel", "alert__rule").get(pk=notification_id)
-    attempt = _attempt_start(notification, number, worker)
     channel = notification.channel
     if not channel.enabled:
-        _finish(notification, number, attempt, AttemptStatus.FAILED, f"channel disabled: {channel.disabled_reason}")
+        _finish(claim, AttemptStatus.FAILED, error=f"channel disabled: {channel.disabled_reason}")
         return Outcome("failed")
     started = time.monotonic()
     try:
@@ -55,32 +55,47 @@ def notification_deliver(*, notification_id: int, worker: str = "") -> Outcome:
         plugin = get_channel(channel.kind)(config=channel.config, secrets=channel.secrets)
         http_status = plugin.send(message)
     except DeliveryError as exc:
-        return _failed(notification, number, attempt, exc, started)
+        return _failed(claim, notification.channel_id, exc, started)
     except Exception as exc:  # a bug or an unexpected library error must not leave the claim hanging
         logger.exception("notification send failed", extra={"notification": notification_id})
-        return _failed(notification, number, attempt, DeliveryError(f"{type(exc).__name__}: {exc}"), started)
-    attempt.http_status = http_status
-    attempt.latency_ms = _ms(started)
-    _finish(notification, number, attempt, AttemptStatus.SENT)
-    Channel.objects.filter(pk=channel.pk).update(last_sent_at=timezone.now())
+        return _failed(claim, notification.channel_id, DeliveryError(f"{type(exc).__name__}: {exc}"), started)
+    _finish(claim, AttemptStatus.SENT, http_status=http_status, latency_ms=_ms(started))
     return Outcome("sent")
 
 
-def _claim(notification_id: int) -> int | None:
-    """The attempt number when this sender now holds the notification, else None."""
+@dataclass
+class _Claim:
+    notification_id: int
+    number: int  # the attempt number, which is also the claim's token
+    attempt_id: int
+
+
+def _claim(notification_id: int, worker: str) -> _Claim | None:
+    """Hold the notification and log the attempt, in one statement; None when it cannot be held.
+
+    Attempts still "sending" belong to senders whose lease ran out: they died somewhere in the send.
+    """
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            UPDATE {TABLE} SET status = 'sending', attempts = attempts + 1, updated_at = clock_timestamp(),
-                claimed_until = clock_timestamp() + make_interval(secs => %s)
-            WHERE id = %s AND not_before <= clock_timestamp()
-              AND (status = 'pending' OR (status = 'sending' AND claimed_until < clock_timestamp()))
-            RETURNING attempts
+            WITH claimed AS (
+                UPDATE {TABLE} SET status = 'sending', attempts = attempts + 1, updated_at = clock_timestamp(),
+                    claimed_until = clock_timestamp() + make_interval(secs => %s)
+                WHERE id = %s AND not_before <= clock_timestamp()
+                  AND (status = 'pending' OR (status = 'sending' AND claimed_until < clock_timestamp()))
+                RETURNING id, attempts
+            ), abandoned AS (
+                UPDATE {ATTEMPTS} SET status = 'abandoned', error = 'its sender stopped before finishing'
+                WHERE notification_id IN (SELECT id FROM claimed) AND status = 'sending'
+            )
+            INSERT INTO {ATTEMPTS} (notification_id, number, status, started_at, error, worker)
+            SELECT id, attempts, 'sending', clock_timestamp(), '', %s FROM claimed
+            RETURNING notification_id, number, id
             """,
-            [settings.ALERTS_SEND_LEASE_SECONDS, notification_id],
+            [settings.ALERTS_SEND_LEASE_SECONDS, notification_id, worker[:200]],
         )
         row = cursor.fetchone()
-    return row[0] if row else None
+    return _Claim(*row) if row else None
 
 
 def _unclaimed(notification_id: int) -> Outcome:
@@ -102,45 +117,52 @@ def _unclaimed(notification_id: int) -> Outcome:
     return Outcome("wait", retry_in=max(wait, 0) + 0.5)
 
 
-@transaction.atomic
-def _attempt_start(notification: Notification, number: int, worker: str) -> DeliveryAttempt:
-    # Attempts left "sending" belong to senders whose lease ran out: they died somewhere in the send.
-    notification.delivery_attempts.filter(status=AttemptStatus.SENDING).update(
-        status=AttemptStatus.ABANDONED, error="its sender stopped before finishing (lease expired)"
-    )
-    return DeliveryAttempt.objects.create(
-        notification=notification, number=number, started_at=timezone.now(), worker=worker[:200]
-    )
-
-
-def _failed(notification, number: int, attempt: DeliveryAttempt, exc: DeliveryError, started: float) -> Outcome:
-    attempt.http_status, attempt.latency_ms = exc.http_status, _ms(started)
+def _failed(claim: _Claim, channel_id: int, exc: DeliveryError, started: float) -> Outcome:
+    measured = {"http_status": exc.http_status, "latency_ms": _ms(started)}
     if exc.permanent:
-        _finish(notification, number, attempt, AttemptStatus.FAILED, str(exc))
-        channel_disable(channel_id=notification.channel_id, reason=f"{timezone.now():%Y-%m-%d %H:%M} UTC: {exc}")
+        _finish(claim, AttemptStatus.FAILED, error=str(exc), **measured)
+        channel_disable(channel_id=channel_id, reason=f"{timezone.now():%Y-%m-%d %H:%M} UTC: {exc}")
         return Outcome("failed")
-    if number >= settings.ALERTS_MAX_ATTEMPTS:
-        _finish(notification, number, attempt, AttemptStatus.FAILED, f"gave up after {number} attempts: {exc}")
+    if claim.number >= settings.ALERTS_MAX_ATTEMPTS:
+        _finish(claim, AttemptStatus.FAILED, error=f"gave up after {claim.number} attempts: {exc}", **measured)
         return Outcome("failed")
-    backoff = min(settings.ALERTS_RETRY_BASE_SECONDS * 2 ** (number - 1), MAX_BACKOFF_S)
-    _finish(notification, number, attempt, AttemptStatus.RETRY, str(exc), retry_in=backoff)
+    backoff = min(settings.ALERTS_RETRY_BASE_SECONDS * 2 ** (claim.number - 1), MAX_BACKOFF_S)
+    _finish(claim, AttemptStatus.RETRY, error=str(exc), retry_in=backoff, **measured)
     return Outcome("retry", retry_in=backoff)
 
 
-@transaction.atomic
-def _finish(notification, number: int, attempt: DeliveryAttempt, status: str, error: str = "", retry_in=None) -> None:
-    """Record the outcome, on the notification only while this sender's claim is the current one."""
-    fields = {"claimed_until": None, "error": error, "updated_at": timezone.now()}
-    if status == AttemptStatus.SENT:
-        fields.update(status=NotificationStatus.SENT, sent_at=timezone.now())
-    elif status == AttemptStatus.FAILED:
-        fields.update(status=NotificationStatus.FAILED)
-    else:  # retry: pending again once the backoff has passed; the sweeper expects its task by then
-        later = timezone.now() + timedelta(seconds=retry_in)
-        fields.update(status=NotificationStatus.PENDING, not_before=later, enqueued_at=later)
-    Notification.objects.filter(pk=notification.pk, status=NotificationStatus.SENDING, attempts=number).update(**fields)
-    attempt.status, attempt.error = status, error
-    attempt.save(update_fields=["status", "error", "http_status", "latency_ms"])
+# How the notification changes with the attempt's outcome (retry: pending again once the backoff has passed,
+# when the sweep expects its task to have run).
+_OUTCOME_SET = {
+    AttemptStatus.SENT: "status = 'sent', sent_at = clock_timestamp()",
+    AttemptStatus.FAILED: "status = 'failed'",
+    AttemptStatus.RETRY: "status = 'pending', not_before = clock_timestamp() + make_interval(secs => %(retry_in)s), "
+    "enqueued_at = clock_timestamp() + make_interval(secs => %(retry_in)s)",
+}
+
+
+def _finish(claim: _Claim, status: str, *, error: str = "", http_status=None, latency_ms=None, retry_in=0) -> None:
+    """Record the attempt, and its outcome on the notification only while this claim is the current one."""
+    params = {"id": claim.notification_id, "number": claim.number, "attempt": claim.attempt_id, "status": status,
+              "error": error, "http_status": http_status, "latency_ms": latency_ms, "retry_in": retry_in}  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH outcome AS (
+                UPDATE {TABLE} SET {_OUTCOME_SET[status]}, claimed_until = NULL, error = %(error)s,
+                    updated_at = clock_timestamp()
+                WHERE id = %(id)s AND status = 'sending' AND attempts = %(number)s
+                RETURNING channel_id
+            ), sent AS (
+                UPDATE {CHANNELS} SET last_sent_at = clock_timestamp()
+                WHERE %(status)s = 'sent' AND id IN (SELECT channel_id FROM outcome)
+            )
+            UPDATE {ATTEMPTS} SET status = %(status)s, error = %(error)s, http_status = %(http_status)s,
+                latency_ms = %(latency_ms)s
+            WHERE id = %(attempt)s
+            """,
+            params,
+        )
 
 
 def channel_disable(*, channel_id: int, reason: str) -> None:

@@ -237,13 +237,14 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # A webhook or Slack POST gives up after this long (a transient failure, retried).
 ALERTS_HTTP_TIMEOUT_SECONDS = envint("ALERTS_HTTP_TIMEOUT_SECONDS", 10)
 # A sender holds a notification this long; a claim older than this is a dead worker's and is taken again.
-ALERTS_SEND_LEASE_SECONDS = envint("ALERTS_SEND_LEASE_SECONDS", 30)
+ALERTS_SEND_LEASE_SECONDS = envint("ALERTS_SEND_LEASE_SECONDS", 15)
 # Transient failures are retried this many times in all, waiting base * 2^(attempt-1) s (at most 10 min).
 ALERTS_MAX_ATTEMPTS = envint("ALERTS_MAX_ATTEMPTS", 8)
 ALERTS_RETRY_BASE_SECONDS = envint("ALERTS_RETRY_BASE_SECONDS", 2)
-# The beat tick that re-enqueues due notifications whose task was lost (a worker killed with it reserved).
-ALERTS_SWEEP_SECONDS = envint("ALERTS_SWEEP_SECONDS", 15)
-ALERTS_REDISPATCH_SECONDS = envint("ALERTS_REDISPATCH_SECONDS", 20)
+# The beat tick that re-enqueues incident events and due notifications whose task was lost (a worker killed
+# with it reserved: Redis keeps such a task unacknowledged for an hour), once they have waited this long.
+ALERTS_SWEEP_SECONDS = envint("ALERTS_SWEEP_SECONDS", 5)
+ALERTS_REDISPATCH_SECONDS = envint("ALERTS_REDISPATCH_SECONDS", 10)
 if ALERTS_SEND_LEASE_SECONDS <= ALERTS_HTTP_TIMEOUT_SECONDS:
     from django.core.exceptions import ImproperlyConfigured
 

@@ -219,3 +219,19 @@ def test_a_predicted_incident_below_the_floor_distance_to_its_threshold_is_skipp
         explanation={"text": "forecast to go above 90.", "threshold": 90.0},
     )  # fmt: skip
     assert alerts_open(anomaly_ids=[predicted.pk]) == []
+
+
+def test_an_incident_event_is_handled_once_and_swept_when_its_task_was_lost(team, detector, hook, settings):
+    from alerts.models import IncidentEvent
+    from alerts.services.alerting import incident_event_handle, incident_event_record, incident_events_redispatch_due
+
+    rule(team, [hook], detectors=[detector])
+    event = incident_event_record(event="opened", anomaly_ids=[incident(detector).pk])
+    settings.ALERTS_REDISPATCH_SECONDS = 10
+    assert incident_events_redispatch_due() == []  # just enqueued
+    IncidentEvent.objects.filter(pk=event.pk).update(enqueued_at=timezone.now() - timedelta(seconds=30))
+    assert incident_events_redispatch_due() == [event.pk]  # its task did not run: enqueue it again
+    assert len(incident_event_handle(event_id=event.pk)) == 1
+    assert incident_event_handle(event_id=event.pk) == []  # the second copy finds it handled
+    IncidentEvent.objects.filter(pk=event.pk).update(enqueued_at=timezone.now() - timedelta(seconds=30))
+    assert incident_events_redispatch_due() == [] and Notification.objects.count() == 1
