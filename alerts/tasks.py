@@ -28,6 +28,17 @@ def send_notification(self, notification_id: int) -> str:
     return outcome.status
 
 
+@shared_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=8)
+def send_notifications(notification_ids: list[int]) -> None:
+    """The channels of one alert event, rendered once; each one that must wait or retry goes on alone."""
+    cache: dict = {}
+    for notification_id in notification_ids:
+        outcome = delivery.notification_deliver(notification_id=notification_id, cache=cache,
+                                                worker=send_notifications.request.hostname or "")  # fmt: skip
+        if outcome.retry_in is not None:
+            send_notification.apply_async((notification_id,), countdown=outcome.retry_in)
+
+
 @shared_task(acks_late=True)
 def redispatch_due() -> None:
     """Beat: tasks lost with a killed worker (Redis keeps them unacknowledged for an hour) run again."""
@@ -38,10 +49,13 @@ def redispatch_due() -> None:
 
 
 def send_when_due(notification_ids: list[int]) -> None:
-    """Enqueue each notification to run when due (its grouping window or quiet hours over)."""
+    """Enqueue the notifications to run when due (grouping window or quiet hours over), one task per alert
+    event and time."""
     now = timezone.now()
     rows = Notification.objects.filter(pk__in=notification_ids)
-    due = dict(rows.values_list("pk", "not_before"))
+    together: dict[tuple, list[int]] = {}
+    for pk, alert_id, event, not_before in rows.order_by("pk").values_list("pk", "alert_id", "event", "not_before"):
+        together.setdefault((alert_id, event, not_before), []).append(pk)
     rows.update(enqueued_at=Greatest(Value(now), "not_before"))  # when the sweeper expects its task to have run
-    for notification_id, not_before in due.items():
-        send_notification.apply_async((notification_id,), eta=not_before if not_before > now else None)
+    for (_, _, not_before), ids in together.items():
+        send_notifications.apply_async((ids,), eta=not_before if not_before > now else None)

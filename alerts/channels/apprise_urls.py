@@ -18,6 +18,7 @@ def _apprise(urls: list[str]):
 
 class AppriseChannel(Channel):
     key = "apprise"
+    parts = frozenset({"subject", "text"})
 
     @dataclass
     class Secrets:

@@ -53,6 +53,8 @@ class ConfigError(ValueError):
 
 class Channel:
     key: ClassVar[str] = ""
+    # Which parts of a Message `send` reads (the others are not rendered): subject, text, html, payload, png.
+    parts: ClassVar[frozenset] = frozenset({"subject", "text", "html", "payload", "png"})
     Config: ClassVar[type] = NoParams
     Secrets: ClassVar[type] = NoParams
 

@@ -13,6 +13,7 @@ EMOJI = {"low": ":large_blue_circle:", "medium": ":large_yellow_circle:", "high"
 
 class SlackChannel(HttpChannel):
     key = "slack"
+    parts = frozenset({"subject", "text"})
 
     @dataclass
     class Secrets:

@@ -24,6 +24,7 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
 
 class WebhookChannel(HttpChannel):
     key = "webhook"
+    parts = frozenset({"payload"})
 
     @dataclass
     class Config:

@@ -39,8 +39,11 @@ class Outcome:
     retry_in: float | None = None
 
 
-def notification_deliver(*, notification_id: int, worker: str = "") -> Outcome:
-    """Send the notification unless it was sent, failed for good, is not due, or another sender holds it."""
+def notification_deliver(*, notification_id: int, worker: str = "", cache: dict | None = None) -> Outcome:
+    """Send the notification unless it was sent, failed for good, is not due, or another sender holds it.
+
+    `cache`: shared by the notifications of one alert event sent together (rendered once).
+    """
     claim = _claim(notification_id, worker)
     if claim is None:
         return _unclaimed(notification_id)
@@ -51,8 +54,9 @@ def notification_deliver(*, notification_id: int, worker: str = "") -> Outcome:
         return Outcome("failed")
     started = time.monotonic()
     try:
-        message = message_render(notification=notification, with_plot=channel.kind == "email")
-        plugin = get_channel(channel.kind)(config=channel.config, secrets=channel.secrets)
+        cls = get_channel(channel.kind)
+        message = message_render(notification=notification, parts=cls.parts, cache=cache)
+        plugin = cls(config=channel.config, secrets=channel.secrets)
         http_status = plugin.send(message)
     except DeliveryError as exc:
         return _failed(claim, notification.channel_id, exc, started)

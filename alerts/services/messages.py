@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -15,9 +17,26 @@ PLOT_POINTS = 300
 EVENT_WORDS = {"opened": "opened", "resolved": "resolved", "test": "test"}
 
 
-def message_render(*, notification: Notification, with_plot: bool = False) -> Message:
+ALL_PARTS = frozenset({"subject", "text", "html", "payload", "png"})
+
+
+def message_render(*, notification: Notification, parts=ALL_PARTS, cache: dict | None = None) -> Message:
+    """The message, with only the `parts` its channel uses (a webhook needs no HTML, only email a plot).
+
+    `cache` shares the rendering of one alert event between its channels (only the key differs).
+    """
     if notification.alert_id is None:
         return _test_message(notification)
+    cache = {} if cache is None else cache
+    key = f"notification-{notification.pk}"
+    common = cache.get((notification.alert_id, notification.event, parts))
+    if common is None:
+        common = cache[(notification.alert_id, notification.event, parts)] = _render(notification, parts)
+    payload = {**common.payload, "idempotency_key": key} if common.payload else {}
+    return dataclasses.replace(common, key=key, payload=payload)
+
+
+def _render(notification: Notification, parts) -> Message:
     alert = notification.alert
     incident = _headline(alert)
     context = {
@@ -26,13 +45,14 @@ def message_render(*, notification: Notification, with_plot: bool = False) -> Me
         "text": incident.explanation.get("text") or f"{incident.severity} incident", "in_words": _in_words(incident),
         "predicted": incident.kind == IncidentKind.PREDICTED,
     }  # fmt: skip
-    subject = " ".join(render_to_string("alerts/subject.txt", context).split())
+    subject = " ".join(render_to_string("alerts/subject.txt", context).split()) if "subject" in parts else ""
+    html_context = {**context, "subject": subject}
     return Message(
-        key=f"notification-{notification.pk}", event=notification.event, subject=subject,
-        text=render_to_string("alerts/message.txt", context).strip(),
-        html=render_to_string("alerts/message.html", {**context, "subject": subject}),
-        payload=_payload(notification, alert, incident, context), url=context["url"],
-        png=_plot(incident) if with_plot else None, severity=alert.severity,
+        key="", event=notification.event, subject=subject,
+        text=render_to_string("alerts/message.txt", context).strip() if "text" in parts else "",
+        html=render_to_string("alerts/message.html", html_context) if "html" in parts else "",
+        payload=_payload(notification, alert, incident, context) if "payload" in parts else {},
+        url=context["url"], png=_plot(incident) if "png" in parts else None, severity=alert.severity,
     )  # fmt: skip
 
 
@@ -82,7 +102,7 @@ def _in_words(incident: Anomaly) -> str:
 def _payload(notification: Notification, alert, incident: Anomaly, context: dict) -> dict:
     series = incident.series
     return {
-        "idempotency_key": f"notification-{notification.pk}", "event": notification.event,
+        "event": notification.event,
         "alert": {"id": alert.pk, "rule": alert.rule.name, "rule_id": alert.rule_id, "count": alert.count,
                   "severity": alert.severity, "status": alert.status, "first_seen": alert.first_seen.isoformat(),
                   "last_seen": alert.last_seen.isoformat()},

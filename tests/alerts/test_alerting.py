@@ -178,7 +178,7 @@ def test_its_message_links_to_the_review_queue_and_explains_the_incident(team, d
     rule(team, [hook], detectors=[detector])
     found = incident(detector)
     [notification_id] = alerts_open(anomaly_ids=[found.pk])
-    rendered = message_render(notification=Notification.objects.get(pk=notification_id), with_plot=True)
+    rendered = message_render(notification=Notification.objects.get(pk=notification_id))
     assert rendered.url == review_url(found.pk) and rendered.url in rendered.text and rendered.url in rendered.html
     assert "cpu rose to 20.0 where about 10.0 was expected." in rendered.text
     assert rendered.payload["incident"]["id"] == found.pk and rendered.payload["event"] == "opened"

@@ -56,7 +56,7 @@ def test_it_puts_config_errors_on_the_form(staff_client, team):
 
 def test_it_queues_a_test_message_from_the_action(staff_client, team, monkeypatch):
     channel = webhook(team, "https://example.com/a")
-    monkeypatch.setattr("alerts.tasks.send_notification.apply_async", lambda *a, **k: None)
+    monkeypatch.setattr("alerts.tasks.send_notifications.apply_async", lambda *a, **k: None)
     response = staff_client.post("/admin/alerts/channel/", {"action": "send_test", "_selected_action": [channel.pk]},
                                  follow=True)  # fmt: skip
     assert response.status_code == 200

@@ -61,12 +61,12 @@ def test_it_refuses_an_unknown_kind(owner_client, team):
 def test_it_queues_a_test_message(owner_client, team, django_capture_on_commit_callbacks, monkeypatch):
     channel = webhook(team, "https://example.com/hook")
     sent = []
-    monkeypatch.setattr("alerts.tasks.send_notification.apply_async", lambda args, **kw: sent.append(args))
+    monkeypatch.setattr("alerts.tasks.send_notifications.apply_async", lambda args, **kw: sent.append(args))
     with django_capture_on_commit_callbacks(execute=True):
         response = owner_client.post(f"/api/v1/channels/{channel.pk}/test")
     assert response.status_code == 202
     notification = Notification.objects.get(pk=response.json()["id"])
-    assert notification.event == "test" and notification.alert is None and sent == [(notification.pk,)]
+    assert notification.event == "test" and notification.alert is None and sent == [([notification.pk],)]
 
 
 def test_a_viewer_cannot_send_a_test_message(client_for, viewer, team):

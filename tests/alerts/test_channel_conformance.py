@@ -9,6 +9,7 @@ from django.core import mail
 
 from alerts.channels.base import ConfigError, DeliveryError, Message
 from alerts.channels.registry import CHANNELS, channel_kinds, get_channel
+from alerts.services.messages import ALL_PARTS
 from tests.alerts.helpers import Receiver
 
 KINDS = list(CHANNELS)
@@ -44,6 +45,7 @@ def test_it_declares_its_key_label_and_valid_test_config(kind):
     config, secrets = cls.validate(**dict(zip(("config", "secrets"), cls.get_test_config(), strict=True)))
     assert set(config) == {f.name for f in dataclasses.fields(cls.Config)}
     assert set(secrets) == set(cls.secret_fields())
+    assert cls.parts and cls.parts <= ALL_PARTS  # what it reads of a message is rendered
 
 
 @pytest.mark.parametrize("kind", KINDS)
