@@ -243,8 +243,8 @@ ALERTS_MAX_ATTEMPTS = envint("ALERTS_MAX_ATTEMPTS", 8)
 ALERTS_RETRY_BASE_SECONDS = envint("ALERTS_RETRY_BASE_SECONDS", 2)
 # The beat tick that re-enqueues incident events and due notifications whose task was lost (a worker killed
 # with it reserved: Redis keeps such a task unacknowledged for an hour), once they have waited this long.
-ALERTS_SWEEP_SECONDS = envint("ALERTS_SWEEP_SECONDS", 5)
-ALERTS_REDISPATCH_SECONDS = envint("ALERTS_REDISPATCH_SECONDS", 10)
+ALERTS_SWEEP_SECONDS = envint("ALERTS_SWEEP_SECONDS", 2)
+ALERTS_REDISPATCH_SECONDS = envint("ALERTS_REDISPATCH_SECONDS", 5)
 if ALERTS_SEND_LEASE_SECONDS <= ALERTS_HTTP_TIMEOUT_SECONDS:
     from django.core.exceptions import ImproperlyConfigured
 
