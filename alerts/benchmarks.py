@@ -50,12 +50,13 @@ DRAIN_TIMEOUT_S = 180
 SECRET = "bench-secret-0123456789"
 
 
-def bench_alerts(*, scale: float = 1.0, log=print, **_) -> dict:
+def bench_alerts(*, scale: float = 1.0, log=print, worker_env: dict | None = None, **_) -> dict:
+    """The figures (see the module docstring); `worker_env` is the workers' environment (default: ours)."""
     n_incidents = max(int(INCIDENTS * scale), RULES)
     receiver = _Receiver().start()
     suffix = uuid.uuid4().hex[:8]
     team = Team.objects.create(name=f"bench alerts {suffix}", slug=f"bench-alerts-{suffix}")
-    workers = _Workers()
+    workers = _Workers(worker_env or dict(os.environ))
     try:
         detectors = _setup(team, receiver.url)
         log(f"alerts benchmark: {n_incidents} incidents at {INCIDENTS_PER_S:g}/s, {RULES} rules over {CHANNELS} "
@@ -130,16 +131,16 @@ class _Workers:
     """Worker processes on the notify queue. The killer waits until the replacement it started last is
     ready (a worker takes seconds to start) before the next kill, so one worker is always working."""
 
-    def __init__(self) -> None:
+    def __init__(self, env: dict) -> None:
+        self.env = {**env, "DB_CONN_MAX_AGE": "60", "LOG_LEVEL": "INFO"}  # the "ready." line is logged at INFO
         self.processes: list[tuple[subprocess.Popen, threading.Event]] = []
         self.kills = 0
         self.lock = threading.Lock()
 
     def _spawn(self) -> tuple[subprocess.Popen, threading.Event]:
-        env = {**os.environ, "DB_CONN_MAX_AGE": "60", "LOG_LEVEL": "INFO"}
         args = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "-Q", "notify",
                 "-n", f"bench-alerts-{uuid.uuid4().hex[:6]}@%h", "--without-mingle", "--without-gossip"]  # fmt: skip
-        process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         ready = threading.Event()
 
         def read() -> None:
