@@ -65,10 +65,9 @@ class Detector(BaseModel):
         help_text="Train a candidate model after this many new labels on the detector. 0: only on schedule or by hand.",
     )
     feedback_beta = models.FloatField(
-        default=2.0,
+        default=1.0,
         help_text="How labels are weighed when a candidate is calibrated and compared: the F-beta score, beta > 1 "
-        "favours finding every incident (2, the default: a missed incident costs more than a false alarm), beta < 1 "
-        "favours fewer false alarms.",
+        "favours finding every incident, beta < 1 favours fewer false alarms.",
     )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
 

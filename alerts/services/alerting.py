@@ -33,7 +33,7 @@ from alerts.models import (
     NotificationStatus,
 )
 from alerts.services.quiet import quiet_until
-from detectors.models import SEVERITY_RANK, Anomaly, IncidentKind, IncidentStatus
+from detectors.models import SEVERITY_RANK, Anomaly, IncidentKind, IncidentStatus, ReviewStatus
 
 OPENED, RESOLVED = "opened", "resolved"
 EVENTS = ("opened", "escalated", "resolved")
@@ -159,7 +159,10 @@ def _source_matches(rule: AlertRule, incident: Anomaly) -> bool:
 
 
 def _passes(rule: AlertRule, incident: Anomaly) -> bool:
-    """The rule's severity and absolute floor (not the false-positive check: that one is recorded)."""
+    """The rule's severity and absolute floor (not the false-positive check: that one is recorded). An
+    incident the triage holds back is never raised; if it is released, it comes again as created."""
+    if incident.review_status == ReviewStatus.SUPPRESSED:
+        return False
     if SEVERITY_RANK[incident.severity] < SEVERITY_RANK[rule.min_severity]:
         return False
     deviation = _deviation(incident)

@@ -133,11 +133,12 @@ class Triage:
         X = np.array([s.vector(r) for s, r in zip(signatures, rates, strict=True)])
         mean, scale = X.mean(axis=0), X.std(axis=0)
         scale[scale == 0] = 1.0
-        model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit((X - mean) / scale, positive)
+        X = (X - mean) / scale
+        model = _regression().fit(X, positive)
         table, pooled = series_rate_table(series, positive)
         triage = cls(mean.tolist(), scale.tolist(), model.coef_[0].tolist(), float(model.intercept_[0]), 0.0,
                      table, pooled)  # fmt: skip
-        triage.cut = best_cut(triage.probability(signatures, series, rates=rates), positive, beta, missed)
+        triage.cut = best_cut(_out_of_fold(X, positive, model), positive, beta, missed)
         return triage
 
     def probability(self, signatures: list[Signature], series: list[Any], *, rates=None) -> np.ndarray:
@@ -159,6 +160,21 @@ class Triage:
     @classmethod
     def from_state(cls, state: dict) -> Triage | None:
         return cls(**state) if state else None
+
+
+def _regression() -> LogisticRegression:
+    return LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000)
+
+
+def _out_of_fold(X: np.ndarray, positive: np.ndarray, fitted: LogisticRegression, folds: int = 5) -> np.ndarray:
+    """Each label's probability from a model that did not see it (contiguous folds, as the labels are in time
+    order), so the cut is chosen on honest figures; in-sample ones where a fold would lack a verdict."""
+    probability = fitted.predict_proba(X)[:, 1]
+    for rows in np.array_split(np.arange(len(X)), min(folds, len(X))):
+        rest = np.setdiff1d(np.arange(len(X)), rows)
+        if len(rows) and len(np.unique(positive[rest])) == 2:
+            probability[rows] = _regression().fit(X[rest], positive[rest]).predict_proba(X[rows])[:, 1]
+    return probability
 
 
 def best_cut(probability: np.ndarray, positive: np.ndarray, beta: float, missed: int = 0) -> float:

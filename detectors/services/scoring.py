@@ -253,22 +253,25 @@ def _training_rows(n: int) -> int:
 
 
 def _store_incidents(detector: Detector, results: list[SeriesScore], run_id: int | None) -> tuple[list, list, list]:
-    """Insert new incidents and update the followed ones; returns (created, resolved, escalated) ids."""
-    new, resolved, escalated = [], [], []
+    """Insert new incidents and update the followed ones; returns (created, resolved, escalated) ids.
+
+    "Created" also names followed incidents that the triage held back until now and releases as they grow
+    (they are raised for the first time).
+    """
+    new, resolved, released, escalated = [], [], [], []
     for result in results:
         for event in result.events:
             if event.resumed and result.resumed is not None:
-                closed, rose = _incident_update(result.resumed, event, result.last_ts)
-                if closed:
-                    resolved.append(result.resumed.pk)
-                elif rose:
-                    escalated.append(result.resumed.pk)
+                closed, freed, rose = _incident_update(result.resumed, event, result.last_ts, result.model)
+                resolved += [result.resumed.pk] if closed else []
+                released += [result.resumed.pk] if freed else []
+                escalated += [result.resumed.pk] if rose and not closed and not freed else []
             elif not event.resumed:
                 new.append(_incident(detector, result, event, run_id))
     _triage(new, results)
     created = incidents_insert(incidents=new)
     resolved += [incident.pk for incident in created if incident.status == IncidentStatus.CLOSED]
-    return [incident.pk for incident in created], resolved, escalated
+    return [incident.pk for incident in created] + released, resolved, escalated
 
 
 def _triage(new: list[Anomaly], results: list[SeriesScore]) -> None:
@@ -281,8 +284,11 @@ def _triage(new: list[Anomaly], results: list[SeriesScore]) -> None:
         held = triage_held_back(triage_state=model.triage, series_id=series_id, signatures=signatures)
         for incident in (i for i, hold in zip(mine, held, strict=True) if hold):
             incident.review_status = ReviewStatus.SUPPRESSED
-            incident.explanation = {**incident.explanation, "held_back": f"Held back by model v{model.version}: "
-                                    "labelled incidents like it were mostly false alarms."}  # fmt: skip
+            incident.explanation = {**incident.explanation, "held_back": _held_back_text(model)}
+
+
+def _held_back_text(model: ModelVersion) -> str:
+    return f"Held back by model v{model.version}: labelled incidents like it were mostly false alarms."
 
 
 def _incident_fields(event: Event, last_ts: datetime | None) -> dict:
@@ -314,16 +320,36 @@ def _incident(detector: Detector, result: SeriesScore, event: Event, run_id: int
     )  # fmt: skip
 
 
-def _incident_update(incident: Anomaly, event: Event, last_ts: datetime | None) -> tuple[bool, bool]:
-    """Extend or close a stored open incident; (it closed, its severity rose)."""
+def _incident_update(
+    incident: Anomaly, event: Event, last_ts: datetime | None, model: ModelVersion | None
+) -> tuple[bool, bool, bool]:
+    """Extend or close a stored open incident; returns (it closed, the triage released it, its severity rose).
+
+    An incident the triage held back is judged again as it grows: a spike that turns into a lasting shift
+    may no longer look like the false alarms it resembled at its alarm.
+    """
     fields = _incident_fields(event, last_ts)
     fields["points"] = event.rows
     fields["score"] = max(event.score, incident.score)
+    released = False
+    if incident.review_status == ReviewStatus.SUPPRESSED and "held_back" in (incident.explanation or {}):
+        grown = Anomaly(**{k: v for k, v in fields.items() if k in SIGNATURE_FIELDS})
+        still = model is not None and bool(model.triage) and triage_held_back(
+            triage_state=model.triage, series_id=incident.series_id, signatures=[signature_of(grown)]
+        )[0]  # fmt: skip
+        if still:
+            fields["explanation"] = {**fields["explanation"], "held_back": incident.explanation["held_back"]}
+        else:
+            fields["review_status"], released = ReviewStatus.UNREVIEWED, True
     updated = Anomaly.objects.filter(pk=incident.pk, status=IncidentStatus.OPEN).update(
         **fields, updated_at=timezone.now()
     )
     rose = SEVERITY_RANK.get(fields["severity"], 0) > SEVERITY_RANK.get(incident.severity, 0)
-    return bool(updated) and fields["status"] == IncidentStatus.CLOSED, bool(updated) and rose
+    closed = bool(updated) and fields["status"] == IncidentStatus.CLOSED
+    return closed, bool(updated) and released, bool(updated) and rose
+
+
+SIGNATURE_FIELDS = ("explanation", "value", "expected", "lower", "upper", "points", "score")
 
 
 def _cursor_starts(detector: Detector, series_ids: list[int]) -> list[datetime | None]:

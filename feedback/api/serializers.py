@@ -39,16 +39,13 @@ class MissedSerializer(serializers.Serializer):
 
 class RetrainingSerializer(serializers.ModelSerializer):
     candidates = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
-    labels = serializers.SerializerMethodField()
+    labels = serializers.PrimaryKeyRelatedField(many=True, read_only=True, help_text="The labels it learnt from.")
 
     class Meta:
         model = Retraining
         fields = ["id", "detector", "trigger", "status", "labels", "candidates", "metrics", "decision",
                   "created_at", "finished_at"]  # fmt: skip
         read_only_fields = fields
-
-    def get_labels(self, retraining) -> int:
-        return retraining.labels.count()
 
 
 class AuditLogSerializer(serializers.ModelSerializer):

@@ -122,7 +122,7 @@ class LabelViewSet(TeamScopedMixin, viewsets.ReadOnlyModelViewSet):
 class RetrainingViewSet(TeamScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Retrainings from labels: candidates, their figures against the active version, and the decision."""
 
-    queryset = Retraining.objects.all()
+    queryset = Retraining.objects.prefetch_related("labels", "candidates")
     serializer_class = RetrainingSerializer
     team_field = "detector__dataset__team"
     filterset_fields = ["detector", "status", "trigger"]

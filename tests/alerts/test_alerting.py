@@ -235,3 +235,14 @@ def test_an_incident_event_is_handled_once_and_swept_when_its_task_was_lost(team
     assert incident_event_handle(event_id=event.pk) == []  # the second copy finds it handled
     IncidentEvent.objects.filter(pk=event.pk).update(enqueued_at=timezone.now() - timedelta(seconds=30))
     assert incident_events_redispatch_due() == [] and Notification.objects.count() == 1
+
+
+def test_an_incident_the_triage_holds_back_alerts_only_once_released(team, detector, hook):
+    from detectors.models import ReviewStatus
+
+    rule(team, [hook], detectors=[detector])
+    held = incident(detector)
+    Anomaly.objects.filter(pk=held.pk).update(review_status=ReviewStatus.SUPPRESSED)
+    assert alerts_open(anomaly_ids=[held.pk]) == [] and not Alert.objects.exists()
+    Anomaly.objects.filter(pk=held.pk).update(review_status=ReviewStatus.UNREVIEWED)  # released as it grew
+    assert len(alerts_open(anomaly_ids=[held.pk])) == 1

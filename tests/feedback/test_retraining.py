@@ -4,41 +4,14 @@ from datetime import timedelta
 
 import pytest
 
-from detectors.models import Anomaly, ModelStatus, ModelVersion, RunTrigger
-from detectors.services.configs import detector_create
-from detectors.services.runs import run_create, run_execute
+from detectors.models import ModelStatus, ModelVersion
 from feedback.models import AuditLog, Retraining, RetrainingStatus, RetrainingTrigger, Verdict
 from feedback.services.labels import anomalies_label
 from feedback.services.retraining import retraining_rollback, retraining_run
-from tests.detectors.helpers import dataset_with_series, series_frame, utc
+from tests.detectors.helpers import utc
+from tests.feedback.helpers import FAULT, NOISE, make_incident
 
 pytestmark = pytest.mark.django_db
-
-NOISE = {"shape": "spike", "score": 0.30, "size": 2.0, "points": 1}
-FAULT = {"shape": "level", "score": 0.80, "size": 9.0, "points": 30}
-
-
-@pytest.fixture
-def trained(team):
-    """A detector with an active model on each of three series (and no incidents of its own)."""
-    frames = [series_frame(metric=f"m{i}", seed=i) for i in range(3)]
-    dataset = dataset_with_series(team, frames)
-    detector = detector_create(dataset=dataset, name="watch", algorithm="zscore", retrain_after_labels=0)
-    run_execute(run=run_create(detector=detector, trigger=RunTrigger.BACKFILL, start=utc("2024-01-20")))
-    Anomaly.objects.filter(detector=detector).delete()
-    assert ModelVersion.objects.filter(detector=detector, status=ModelStatus.ACTIVE).count() == 3
-    return detector
-
-
-def _incident(detector, series_id, start, kind: dict) -> Anomaly:
-    half = 1.0
-    return Anomaly.objects.create(
-        detector=detector, series_id=series_id, start_ts=start, end_ts=start + timedelta(hours=kind["points"] - 1),
-        peak_ts=start, value=10 + kind["size"] * half, expected=10.0, lower=10 - half, upper=10 + half,
-        score=kind["score"], severity="high", points=kind["points"], status="closed",
-        closed_ts=start + timedelta(hours=kind["points"]),
-        explanation={"shape": kind["shape"], "deviation": kind["size"] * half, "text": "x"},
-    )  # fmt: skip
 
 
 def _label_history(detector, user, verdict_of) -> None:
@@ -47,7 +20,7 @@ def _label_history(detector, user, verdict_of) -> None:
     for i in range(12):
         kind = NOISE if i % 2 == 0 else FAULT
         for series_id in series_ids:
-            incident = _incident(detector, series_id, utc("2024-01-01") + timedelta(days=i), kind)
+            incident = make_incident(detector, series_id, utc("2024-01-01") + timedelta(days=i), kind)
             anomalies_label(anomalies=[incident], verdict=verdict_of(i, kind), user=user)
 
 
@@ -92,7 +65,7 @@ def test_a_worse_candidate_is_never_promoted(trained, teammate):
 
 def test_too_few_labels_skip_the_retraining(trained, teammate):
     series_id = ModelVersion.objects.filter(detector=trained).values_list("series_id", flat=True).first()
-    incident = _incident(trained, series_id, utc("2024-01-05"), FAULT)
+    incident = make_incident(trained, series_id, utc("2024-01-05"), FAULT)
     anomalies_label(anomalies=[incident], verdict=Verdict.CONFIRMED, user=teammate)
     retraining = Retraining.objects.create(detector=trained, trigger=RetrainingTrigger.MANUAL)
     assert retraining_run(retraining_id=retraining.pk).status == RetrainingStatus.SKIPPED
@@ -104,7 +77,7 @@ def test_enough_new_labels_queue_a_retraining(trained, teammate, django_capture_
     trained.save()
     series_id = ModelVersion.objects.filter(detector=trained).values_list("series_id", flat=True).first()
     for day in range(3):
-        incident = _incident(trained, series_id, utc("2024-01-05") + timedelta(days=day), NOISE)
+        incident = make_incident(trained, series_id, utc("2024-01-05") + timedelta(days=day), NOISE)
         anomalies_label(anomalies=[incident], verdict=Verdict.FALSE_POSITIVE, user=teammate)
     queued = Retraining.objects.get(detector=trained)
     assert (queued.trigger, queued.status) == (RetrainingTrigger.LABELS, RetrainingStatus.QUEUED)
