@@ -49,7 +49,7 @@ def notification_deliver(*, notification_id: int, worker: str = "", cache: dict 
         return _unclaimed(notification_id)
     notification = Notification.objects.select_related("channel", "alert__rule").get(pk=notification_id)
     channel = notification.channel
-    if not channel.enabled:
+    if not channel.enabled and notification.event != "test":  # a test may check a fix before enabling it again
         _finish(claim, AttemptStatus.FAILED, error=f"channel disabled: {channel.disabled_reason}")
         return Outcome("failed")
     started = time.monotonic()

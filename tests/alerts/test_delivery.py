@@ -101,10 +101,14 @@ def test_a_permanent_failure_disables_the_channel_with_its_reason(team, receiver
     assert notification_deliver(notification_id=notification.pk).status == "failed"
     channel = Channel.objects.get()
     assert not channel.enabled and "HTTP 410" in channel.disabled_reason and channel.disabled_at
-    other = Notification.objects.create(channel=channel, event="test", not_before=timezone.now())
+    other = Notification.objects.create(alert=notification.alert, channel=channel, event="resolved",
+                                        not_before=timezone.now())  # fmt: skip
     assert notification_deliver(notification_id=other.pk).status == "failed"
     other.refresh_from_db()
     assert other.error.startswith("channel disabled:") and len(receiver.requests) == 1
+    test = Notification.objects.create(channel=channel, event="test", not_before=timezone.now())
+    assert notification_deliver(notification_id=test.pk).status == "failed"  # a test still goes out: 410 again
+    assert len(receiver.requests) == 2
 
 
 def test_the_sweeper_re_enqueues_only_lost_due_notifications(team, receiver, settings):
