@@ -3,5 +3,5 @@
 # or ones started for the run (see scripts/services.py). Arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")"
-scripts/bootstrap.sh
+scripts/bootstrap.sh --browser
 exec .venv/bin/python scripts/services.py --tests --exec -- .venv/bin/python -m pytest "$@"

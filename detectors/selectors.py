@@ -48,7 +48,7 @@ def detector_plot_data(*, detector: Detector, series_id: int, last: int = 500) -
 
     The band is recomputed from the active model over the same points (nothing is written).
     """
-    from detectors.services.modelling import active_models, algorithm_load
+    from detectors.services.modelling import active_models
     from ingestion.bulk import points_read_around, timestamps_from_us
 
     latest = Series.objects.filter(pk=series_id).values_list("last_ts", flat=True).first()
@@ -64,13 +64,60 @@ def detector_plot_data(*, detector: Detector, series_id: int, last: int = 500) -
     markers = [(a.start_ts, _value_at(points, a.start_ts)) for a in anomalies]
     markers = [(ts, v) for ts, v in markers if v is not None]
     spans = [(a.start_ts, a.end_ts, a.explanation.get("text") or f"{a.severity} incident") for a in anomalies]
-    band: list = []
     model = active_models(detector=detector, series_ids=[series_id]).get(series_id)
-    if model is not None and len(values):
-        result = algorithm_load(version=model).score_details(values, stamps)
-        if result.lower is not None and result.upper is not None:
-            band = list(zip(stamps.to_pydatetime(), result.lower.tolist(), result.upper.tolist(), strict=True))
-    return PlotData(points, markers, band, spans)
+    return PlotData(points, markers, _band(model, stamps, values), spans)
+
+
+def incident_plot_data(*, anomalies: list[Anomaly], before: int = 150, after: int = 50, most: int = 2000) -> dict:
+    """{incident id: PlotData} for the incidents on a series: `before` points before it, its own points (at
+    most `most`), `after` points after it, its peak marked, the incident shaded, and the band that the model
+    which raised it (else the series' active one) expects over those points. One query reads every window;
+    nothing is written. Incidents on table records get no plot."""
+    from ingestion.bulk import points_read_windows, timestamps_from_us
+
+    on_series = [a for a in anomalies if a.series_id is not None and a.detector_id is not None]
+    if not on_series:
+        return {}
+    windows = points_read_windows(
+        series_ids=[a.series_id for a in on_series], starts=[a.start_ts for a in on_series],
+        ends=[max(a.start_ts, a.end_ts) for a in on_series], before=before, after=after, most=most,
+    )  # fmt: skip
+    models = _plot_models(on_series)
+    plots = {}
+    for anomaly, (ts_us, values) in zip(on_series, windows, strict=True):
+        stamps = timestamps_from_us(ts_us)
+        points = list(zip(stamps.to_pydatetime(), values.tolist(), strict=True))
+        peak = _value_at(points, anomaly.peak_ts)
+        label = anomaly.explanation.get("text") or f"{anomaly.severity} incident"
+        plots[anomaly.pk] = PlotData(
+            points=points, markers=[(anomaly.peak_ts, peak)] if peak is not None else [],
+            band=_band(models.get(anomaly.pk), stamps, values), spans=[(anomaly.start_ts, anomaly.end_ts, label)],
+        )  # fmt: skip
+    return plots
+
+
+def _plot_models(anomalies: list[Anomaly]) -> dict:
+    """{incident id: the model version to draw its band with}: its own, or its series' active one."""
+    from detectors.services.modelling import active_models
+
+    models = {a.pk: a.model_version for a in anomalies if a.model_version_id is not None}
+    orphans = [a for a in anomalies if a.model_version_id is None]
+    for detector_id in {a.detector_id for a in orphans}:
+        mine = [a for a in orphans if a.detector_id == detector_id]
+        active = active_models(detector=mine[0].detector, series_ids=[a.series_id for a in mine])
+        models.update({a.pk: active[a.series_id] for a in mine if a.series_id in active})
+    return models
+
+
+def _band(model, stamps, values) -> list:
+    from detectors.services.modelling import algorithm_load
+
+    if model is None or not len(values):
+        return []
+    result = algorithm_load(version=model).score_details(values, stamps)
+    if result.lower is None or result.upper is None:
+        return []
+    return list(zip(stamps.to_pydatetime(), result.lower.tolist(), result.upper.tolist(), strict=True))
 
 
 def _value_at(points: list[tuple[datetime, float]], ts: datetime) -> float | None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.db.models import QuerySet
 
 from detectors.algorithms.triage import distance, near_identical
 from detectors.models import Anomaly, IncidentKind, IncidentStatus, ReviewStatus
+from detectors.selectors import PlotData, incident_plot_data
 from detectors.services.labelled import signature_of
 from feedback.models import Label, LabelSource, Verdict
 from teams.selectors import team_ids_for_user
@@ -57,10 +60,11 @@ def review_url(anomaly_id: int) -> str:
     return f"{settings.SITE_URL.rstrip('/')}/review/{anomaly_id}/"
 
 
-def queue_candidates(*, user, dataset: int | None = None, detector: int | None = None,
-                     severity: str | None = None, status: str | None = None) -> QuerySet[Anomaly]:  # fmt: skip
-    """Incidents waiting for a verdict in the user's teams, with the queue's filters."""
-    teams = team_ids_for_user(user=user)
+def queue_candidates(*, user, dataset: int | None = None, detector: int | None = None, severity: str | None = None,
+                     status: str | None = None, writable: bool = False) -> QuerySet[Anomaly]:  # fmt: skip
+    """Incidents waiting for a verdict in the user's teams (`writable`: those where they may label), with the
+    queue's filters."""
+    teams = team_ids_for_user(user=user, writable=writable)
     found = Anomaly.objects.filter(
         kind=IncidentKind.OBSERVED, detector__dataset__team__in=teams, review_status=ReviewStatus.UNREVIEWED
     )
@@ -75,5 +79,52 @@ def queue_candidates(*, user, dataset: int | None = None, detector: int | None =
     return found
 
 
-__all__ = ["analyst_labels", "false_positive_match", "labels_for_user", "queue_candidates", "review_url",
-           "similar_labelled"]  # fmt: skip
+@dataclass
+class ReviewItem:
+    """What the review page shows of one incident."""
+
+    anomaly: Anomaly
+    plot: PlotData | None
+    similar: list[tuple[Label, float]]
+    departed: list[tuple[str, str]]
+    writable: bool
+    label: Label | None = None  # the verdict in force, if any
+
+
+def review_items(*, user, anomalies: list[Anomaly]) -> list[ReviewItem]:
+    """Each incident with its plot (one query for all windows), its three most similar labelled incidents,
+    the columns that departed, its verdict in force and whether the user may write in its team."""
+    writable = set(team_ids_for_user(user=user, writable=True).values_list("team_id", flat=True))
+    plots = incident_plot_data(anomalies=anomalies)
+    current = {x.anomaly_id: x for x in Label.objects.filter(anomaly__in=anomalies, current=True).select_related(
+        "created_by")}  # fmt: skip
+    return [
+        ReviewItem(
+            anomaly=a,
+            plot=plots.get(a.pk),
+            departed=departed_columns(a),
+            label=current.get(a.pk),
+            similar=similar_labelled(anomaly=a) if a.detector_id else [],
+            writable=a.detector_id is not None and a.detector.dataset.team_id in writable,
+        )
+        for a in anomalies
+    ]
+
+
+def departed_columns(anomaly: Anomaly) -> list[tuple[str, str]]:
+    """(column, how far) for the columns that left their band (several columns scored jointly), or the
+    features that made a table row unusual, strongest first; empty for a series scored alone."""
+    columns = anomaly.explanation.get("columns") or {}
+    columns = {name: d for name, d in columns.items() if name} if isinstance(columns, dict) else {}
+    if columns:  # a series scored alone names no column: nothing to list
+        ranked = sorted(columns.items(), key=lambda kv: -abs(kv[1].get("peak_sigma", 0)))
+        return [(name, f"peak {d.get('peak_sigma', 0):+.1f}σ, median {d.get('median_sigma', 0):+.1f}σ")
+                for name, d in ranked]  # fmt: skip
+    if anomaly.record_id is None:  # a series' "features" are its detector's components, not columns
+        return []
+    features = anomaly.explanation.get("features") or {}
+    return [(name, f"contribution {weight:+.3g}") for name, weight in features.items()]
+
+
+__all__ = ["ReviewItem", "analyst_labels", "departed_columns", "false_positive_match", "labels_for_user",
+           "queue_candidates", "review_items", "review_url", "similar_labelled"]  # fmt: skip

@@ -388,6 +388,32 @@ def points_read_spans(
     }
 
 
+def points_read_windows(
+    *, series_ids: list[int], starts: list[datetime], ends: list[datetime], before: int, after: int, most: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per window (in the order given): the `before` points before its start, at most `most` points in
+    [start, end], and the `after` points after its end, as (ts µs, values). One query for all windows."""
+    query = f"""
+        SELECT (
+            SELECT string_agg(timestamptz_send(p.ts) || float8send(p.value), ''::bytea ORDER BY p.ts)
+            FROM (
+                (SELECT ts, value FROM {POINT_TABLE} WHERE series_id = w.id AND ts < w.lo ORDER BY ts DESC LIMIT %s)
+                UNION ALL
+                (SELECT ts, value FROM {POINT_TABLE} WHERE series_id = w.id AND ts BETWEEN w.lo AND w.hi
+                 ORDER BY ts LIMIT %s)
+                UNION ALL
+                (SELECT ts, value FROM {POINT_TABLE} WHERE series_id = w.id AND ts > w.hi ORDER BY ts LIMIT %s)
+            ) p
+        )
+        FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) WITH ORDINALITY AS w(id, lo, hi, n)
+        ORDER BY w.n
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(query, [before, most, after, list(series_ids), list(starts), list(ends)])
+        packed = [np.frombuffer(blob or b"", dtype=PACKED_POINT) for (blob,) in cursor.fetchall()]
+    return [(rows["ts"].astype(np.int64) + PG_EPOCH_OFFSET_US, rows["value"].astype(np.float64)) for rows in packed]
+
+
 # --- records ------------------------------------------------------------------------
 
 

@@ -51,7 +51,9 @@ def line_svg(
     height: int = 260,
 ) -> str:
     """An SVG document: the line of `points`, `markers` as red dots, `band` (ts, lower, upper) shaded behind,
-    and `spans` (start, end, label): incidents, shaded across the plot's height."""
+    and `spans` (start, end, label): incidents, shaded across the plot's height. The root element carries
+    its time scale (data-t0/t1 in epoch seconds over data-left/width pixels) for pages that map a pointer
+    back to a time."""
     markers = [(ts, v) for ts, v in (markers or []) if _finite(v)]
     band = [(ts, lo, hi) for ts, lo, hi in (band or []) if _finite(lo) and _finite(hi)]
     times = [ts.timestamp() for ts, _ in points] + [row[0].timestamp() for row in [*markers, *band]]

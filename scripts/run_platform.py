@@ -185,6 +185,7 @@ def summary(base_url: str, password: str | None, took: float) -> str:
             f"  API docs       {base_url}/api/docs/",
             f"  health         {base_url}/health",
             f"  anomalies      {base_url}/admin/detectors/anomaly/",
+            f"  review queue   {base_url}/review/",
             f"Logs: {LOG_DIR.relative_to(ROOT)}/{{web,worker,beat}}.log. Press Ctrl-C to stop.",
         ]
     )

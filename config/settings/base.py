@@ -92,7 +92,9 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"  # the review queue's; the admin keeps its own
+LOGIN_REDIRECT_URL = "review-queue"
+LOGOUT_REDIRECT_URL = "login"
 
 # --- Upload limits -----------------------------------------------------------
 # Uploads larger than this are refused with 413 before they are read.

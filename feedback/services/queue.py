@@ -13,8 +13,20 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import transaction
-from django.db.models import Case, ExpressionWrapper, F, FloatField, Value, When, Window
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    Func,
+    IntegerField,
+    Value,
+    When,
+    Window,
+)
 from django.db.models.functions import Abs, Coalesce, RowNumber
 from django.utils import timezone
 
@@ -51,33 +63,60 @@ def queue_ordered(*, user, **filters):
 
 
 def queue_claim(*, user, limit: int = 20, **filters) -> list[Anomaly]:
-    """Claim up to `limit` incidents for `user` (renewing their own claims) and return them in queue order."""
-    ordered = list(queue_ordered(user=user, **filters).values_list("pk", flat=True)[:CANDIDATES])
+    """Claim up to `limit` incidents for `user` (renewing their own claims) and return them in queue order.
+
+    Only incidents of teams where the user may label: a viewer's claim would hide items from analysts."""
+    ordered = list(queue_ordered(user=user, writable=True, **filters).values_list("pk", flat=True)[:CANDIDATES])
     if not ordered:
         return []
     now = timezone.now()
     expires = now + timedelta(minutes=settings.REVIEW_CLAIM_MINUTES)
+    taken = ReviewClaim.objects.filter(expires_at__gt=now).exclude(user=user).values("anomaly_id")
+    position = Func(Value(ordered, output_field=ArrayField(BigIntegerField())), F("pk"), function="array_position",
+                    output_field=IntegerField())  # fmt: skip
     with transaction.atomic():
-        # Window functions and FOR UPDATE don't mix: lock the chosen rows in a second statement, skipping
-        # the ones another analyst is claiming right now, then drop the ones claimed meanwhile.
-        locked = set(
+        # Window functions and FOR UPDATE don't mix: lock in a second statement the first `limit` free rows in
+        # queue order, skipping the ones another analyst is claiming right now (only `limit` of them: locking
+        # every candidate would leave an analyst claiming at the same moment an empty page). Then drop the
+        # ones whose claim committed after that statement's snapshot (a fresh statement sees it).
+        locked = list(
             Anomaly.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(pk__in=ordered).values_list("pk", flat=True)
+            .filter(pk__in=ordered).exclude(pk__in=taken)
+            .annotate(position=position).order_by("position").values_list("pk", flat=True)[:limit]
         )  # fmt: skip
-        taken = set(
+        meanwhile = set(
             ReviewClaim.objects.filter(anomaly_id__in=locked, expires_at__gt=now)
             .exclude(user=user).values_list("anomaly_id", flat=True)
         )  # fmt: skip
-        mine = [pk for pk in ordered if pk in locked and pk not in taken][:limit]
+        mine = [pk for pk in locked if pk not in meanwhile]
         ReviewClaim.objects.bulk_create(
             [ReviewClaim(anomaly_id=pk, user=user, expires_at=expires) for pk in mine],
             update_conflicts=True, unique_fields=["anomaly"], update_fields=["user", "expires_at"],
         )  # fmt: skip
-    found = Anomaly.objects.filter(pk__in=mine).select_related("detector", "series", "model_version")
+    found = Anomaly.objects.filter(pk__in=mine).select_related("detector__dataset", "series", "record", "model_version")
     by_pk = {a.pk: a for a in found}
     return [by_pk[pk] for pk in mine if pk in by_pk]
+
+
+def anomaly_claim(*, user, anomaly: Anomaly) -> ReviewClaim:
+    """Hold one incident (opened from a link) unless another analyst holds it; returns the claim in force."""
+    now = timezone.now()
+    with transaction.atomic():
+        Anomaly.objects.select_for_update(of=("self",)).filter(pk=anomaly.pk).first()  # as queue_claim locks
+        held = ReviewClaim.objects.filter(anomaly=anomaly, expires_at__gt=now).exclude(user=user).first()
+        if held is not None:
+            return held
+        expires = now + timedelta(minutes=settings.REVIEW_CLAIM_MINUTES)
+        claim, _ = ReviewClaim.objects.update_or_create(anomaly=anomaly, defaults={"user": user, "expires_at": expires})
+    return claim
 
 
 def claim_release(*, user, anomaly_ids: list[int]) -> int:
     """Give incidents back to the queue (a skip): the user's claims on them end now."""
     return ReviewClaim.objects.filter(user=user, anomaly_id__in=anomaly_ids).delete()[0]
+
+
+def claims_held(*, user) -> list[int]:
+    """Ids of the incidents the user holds now, in queue order (the item page's previous and next)."""
+    mine = ReviewClaim.objects.filter(user=user, expires_at__gt=timezone.now()).values("anomaly_id")
+    return list(queue_ordered(user=user).filter(pk__in=mine).values_list("pk", flat=True))
