@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from alerts.models import AttemptStatus, Notification, NotificationStatus
+from alerts.models import AttemptStatus, IncidentEvent, Notification, NotificationStatus
 from alerts.services.configs import channel_create
 from detectors.models import Anomaly, DetectionRun, RunStatus, RunTrigger
 from detectors.services.configs import detector_create
@@ -29,6 +29,19 @@ def wait_for(condition, worker, what: str):
             return found
         time.sleep(0.25)
     raise AssertionError(f"{what} did not happen within {TIMEOUT_S} s; worker output:\n{worker.output()}")
+
+
+@pytest.fixture(autouse=True)
+def settled():
+    """The worker is done with this test's alerting before the database is flushed under it."""
+    yield
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline and (
+        IncidentEvent.objects.filter(processed_at=None).exists()
+        or Notification.objects.filter(status__in=["pending", "sending"]).exists()
+    ):
+        time.sleep(0.25)
+    time.sleep(0.5)
 
 
 @pytest.fixture
