@@ -224,6 +224,12 @@ class AutoDetector(Detector):
                 out[name] = np.abs(values)
         return out
 
+    def _lag(self, name: str) -> int:
+        """Features over a window of rows are calibrated against history that ends before the window (see
+        ``tail_probability``): a lasting shift then stands out when its window has filled."""
+        base = name.split("[", 1)[0].removesuffix("_up").removesuffix("_down")
+        return {"shift": self.p.shift_window, "pattern": self.p.pattern_length}.get(base, 0)
+
     def _seasonal_naive(self, x: np.ndarray) -> np.ndarray:
         """Median of the same phase in the last ``seasonal_cycles`` cycles (NaN before one cycle)."""
         m = self.period_
@@ -275,9 +281,9 @@ class AutoDetector(Detector):
         contrib = np.zeros_like(features)
         for j, name in enumerate(names):
             component_prior = None if name == getattr(self.model_, "key", None) else prior
-            contrib[start:, j] = -np.log10(
-                tail_probability(features[start:, j], window=p.calibration_window, prior=component_prior)
-            )
+            contrib[start:, j] = -np.log10(tail_probability(
+                features[start:, j], window=p.calibration_window, prior=component_prior, lag=self._lag(name),
+            ))  # fmt: skip
         if p.combine == "max":
             score = np.maximum(contrib.max(axis=1) - np.log10(contrib.shape[1]), 0.0)
         else:

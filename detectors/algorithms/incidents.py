@@ -149,17 +149,18 @@ def _scale_curve(x: np.ndarray, onset: int, m: int) -> tuple[np.ndarray, bool]:
     floor = scale_floor(x[:onset]) if onset else 1e-9
     first_origin = REFERENCE_CYCLES * m if m else LEVEL_ROWS // 2
     origins = np.arange(max(first_origin, onset - 2 * MAX_LEAD), onset, ORIGIN_STEP)
-    if len(origins) < 3:
-        history = x[:onset]
+    curve = np.full(MAX_LEAD, np.nan)
+    if len(origins) >= 3:
+        errors = _reference_errors(x, origins, onset, m)
+        for lo, hi in zip(LEAD_BUCKETS[:-1], LEAD_BUCKETS[1:], strict=True):
+            bucket = errors[:, lo:hi]
+            if np.isfinite(bucket).sum() >= MIN_BUCKET_ERRORS:
+                curve[lo:hi] = _robust_spread(bucket.ravel())
+    known = np.isfinite(curve)
+    if not known.any():  # too little history (or too many gaps) to measure errors by lead: one spread
+        history = x[:onset][np.isfinite(x[:onset])]
         spread = _robust_spread(history - np.median(history)) if len(history) > 2 else 0.0
         return np.full(MAX_LEAD, max(spread, floor)), False
-    errors = _reference_errors(x, origins, onset, m)
-    curve = np.full(MAX_LEAD, np.nan)
-    for lo, hi in zip(LEAD_BUCKETS[:-1], LEAD_BUCKETS[1:], strict=True):
-        bucket = errors[:, lo:hi]
-        if np.isfinite(bucket).sum() >= MIN_BUCKET_ERRORS:
-            curve[lo:hi] = _robust_spread(bucket.ravel())
-    known = np.isfinite(curve)
     last = int(np.flatnonzero(known)[-1])
     curve[last + 1 :] = curve[last]
     curve = np.maximum.accumulate(np.maximum(np.nan_to_num(curve, nan=0.0), floor))

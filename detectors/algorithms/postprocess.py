@@ -74,17 +74,24 @@ def tail_probability(
     min_history: int | None = None,
     tail_fraction: float | None = None,
     prior: Callable[[float], float] | None = None,
+    lag: int = 0,
 ) -> np.ndarray:
     """Causal tail probability of each score against the ``window`` scores before it.
 
-    With fewer than ``min_history`` earlier scores, ``p`` is the prior (1 without one).
+    With fewer than ``min_history`` earlier scores, ``p`` is the prior (1 without one). ``lag``: the last
+    ``lag`` scores before a row are left out of its history. A score computed over a window of rows
+    shares data with the scores just before it; a deviation that persists raises them step by step, and
+    without the lag each step would be judged against the previous ones and never look unusual.
     """
     min_history = MIN_HISTORY if min_history is None else min_history
     tail_fraction = TAIL_FRACTION if tail_fraction is None else tail_fraction
     scores = np.asarray(scores, dtype=float)
     out = np.ones(len(scores))
     hist: list[float] = []
-    for i, s in enumerate(scores.tolist()):
+    values = scores.tolist()
+    for i, s in enumerate(values):
+        if lag and i >= lag:  # the score `lag` rows back joins the history only now
+            _history_add(hist, values, i - lag, window)
         n = len(hist)
         p = 1.0
         if n >= min_history:
@@ -101,11 +108,16 @@ def tail_probability(
         if prior is not None:
             p = max(p, prior(s)) if n >= min_history else prior(s)
         out[i] = max(p, P_FLOOR)
-        bisect.insort(hist, s)
-        if n + 1 > window:
-            old = scores[i - window]
-            del hist[bisect.bisect_left(hist, old)]
+        if not lag:
+            _history_add(hist, values, i, window)
     return out
+
+
+def _history_add(hist: list[float], values: list[float], i: int, window: int) -> None:
+    """Add score ``i`` to the sorted history, dropping the one that leaves the window."""
+    bisect.insort(hist, values[i])
+    if len(hist) > window:
+        del hist[bisect.bisect_left(hist, values[i - window])]
 
 
 def to_anomaly_score(p: np.ndarray) -> np.ndarray:
