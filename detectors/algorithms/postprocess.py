@@ -15,7 +15,8 @@
 3. Alarms: a row at or above the threshold raises an alarm only when its score also beats every
    score in the ``quiet`` rows before it (by 0.05, i.e. 0.4 decades of probability), so a noisy
    stretch raises one alarm, not one per row that crosses. Scores of rows inside earlier incidents
-   do not count there (see 4), so a new deviation after a spike is found whatever the spike's score.
+   do not count there (see 4), so a new deviation after a spike is found whatever the spike's score;
+   nor do the scores of the rows the detector was fitted on (a warm-up with baselines of few rows).
 4. Incidents (see ``incidents``): an alarm opens an incident, which lasts while the data stays away
    from the normal behaviour frozen at the alarm and closes after about ``close_after`` rows back
    inside the band. One incident raises one alarm; the next alarm can only come after it closed.
@@ -247,6 +248,7 @@ def detect(
     columns: list[str] | None = None,
     threshold: float | None = None,
     priors: list[incidents.Prior] | None = None,
+    trained_rows: int = 0,
 ) -> DetectionResult:
     """Fit ``algorithm`` on the first ``train_size`` rows, score every row causally, find incidents.
 
@@ -259,8 +261,11 @@ def detect(
     a DataFrame. ``quiet`` (rows): see step 3 above; ``close_after`` and ``adapt_after`` (rows): see
     ``incidents``; ``mask_after`` (rows): incidents at least this long are masked (step 4; 0: none).
     ``threshold``: the anomaly score that alarms, when a model version holds its own (else the one
-    ``sensitivity`` gives). ``priors``: incidents found by earlier runs on these rows (rows numbered as
-    in ``values``): masked as they were when found, and an open one is followed on.
+    ``sensitivity`` gives). ``trained_rows``: with an already fitted detector, how many of the first rows
+    it was fitted on (as ``train_size`` when this call fits it): their scores are a warm-up, judged by
+    nobody, and never keep a later row from raising an alarm (step 3). ``priors``: incidents found by
+    earlier runs on these rows (rows numbered as in ``values``): masked as they were when found, and an
+    open one is followed on.
     """
     detector, train = _fitted(algorithm, values, timestamps, train_size, params)
     threshold = sensitivity_threshold(sensitivity) if threshold is None else threshold
@@ -270,6 +275,7 @@ def detect(
         return _detect_rows(detector, values, ts, threshold, first, calibration_window)
     search = _IncidentSearch(detector, values, ts, threshold, calibration_window, first, columns)
     search.mask_after = mask_after
+    search.warmup = max(train, trained_rows)
     return search.run(quiet=quiet, close_after=close_after, adapt_after=adapt_after, priors=priors or [])
 
 
@@ -337,6 +343,7 @@ class _IncidentSearch:
         self.events: list[Event] = []
         self.kept: dict[int, Any] = {}  # alarm rows: what the detector measured there before they were masked
         self.mask_after = DEFAULT_MASK_AFTER
+        self.warmup = 0  # rows the detector was fitted on: their scores don't count in step 3
 
     def run(self, *, quiet: int, close_after: int, adapt_after: int, priors: list[incidents.Prior]) -> DetectionResult:
         n = len(self.x)
@@ -387,7 +394,7 @@ class _IncidentSearch:
             if masked and pos < n:
                 calibrated, neglog, fresh = self._score_from(pos, quiet)
             else:  # the same scores, but the incident's own no longer hold back a new alarm (step 3)
-                fresh = suppress(np.where(self.in_incident > 0, 0.0, calibrated), quiet)
+                fresh = suppress(self._judged(calibrated), quiet)
         return DetectionResult(
             anomaly_score=self.anomaly_score, is_anomaly=self.alarm, events=self.events, raw_score=self.raw,
             probability=self.probability, threshold=self.threshold, in_incident=self.in_incident,
@@ -413,6 +420,13 @@ class _IncidentSearch:
             return int(period)
         return infer_period(work[:onset, 0], step=self.step)
 
+    def _judged(self, calibrated: np.ndarray) -> np.ndarray:
+        """Scores that can keep a later alarm from being fresh: not the warm-up rows the detector was fitted
+        on (baselines with little data score them high), nor rows inside incidents."""
+        out = np.where(self.in_incident > 0, 0.0, calibrated)
+        out[: self.warmup] = 0.0
+        return out
+
     def _score_from(self, fill_from: int, quiet: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Score the working data and keep the outputs of rows from ``fill_from`` on.
 
@@ -433,7 +447,7 @@ class _IncidentSearch:
         calibrated, neglog = np.zeros(n), np.zeros(n)
         calibrated[lo:] = to_anomaly_score(probability)
         neglog[lo:] = -np.log10(probability)
-        fresh = suppress(np.where(self.in_incident > 0, 0.0, calibrated), quiet)  # step 3
+        fresh = suppress(self._judged(calibrated), quiet)  # step 3
         self.anomaly_score[fill_from:] = np.where(fresh, calibrated, SUPPRESSED_FACTOR * calibrated)[fill_from:]
         self.raw[fill_from:] = result.score[keep]
         self.probability[fill_from:] = probability[keep]

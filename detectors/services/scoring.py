@@ -163,6 +163,7 @@ def _score_series(detector, series_id, ts_us, values, score_from, model, fitted,
     n_history = int(np.searchsorted(ts_us, _us(score_from))) if score_from is not None else 0
     first_scored = n_history
     threshold = model.threshold if fitted is not None else sensitivity_threshold(detector.sensitivity)
+    trained_rows = 0
     if fitted is None:
         train = n_history if n_history >= MIN_TRAINING_POINTS else _training_rows(len(ts_us))
         if train > len(ts_us):
@@ -171,6 +172,7 @@ def _score_series(detector, series_id, ts_us, values, score_from, model, fitted,
         fitted = algorithm_fit(detector=detector, values=learn_from, timestamps=timestamps_from_us(ts_us[:train]))
         outcome.new_model = FittedModel(series_id, fitted, ts_us[:train], train)
         first_scored = max(first_scored, train)
+        trained_rows = train
         incidents = []  # a fresh model judges its window afresh
     outcome.model = model
     outcome.last_ts = utc_from_us(ts_us[-1])
@@ -184,7 +186,7 @@ def _score_series(detector, series_id, ts_us, values, score_from, model, fitted,
     result = detect(
         scorer, values, timestamps_from_us(ts_us), threshold=threshold, alarm_from=first_scored,
         close_after=detector.close_after, adapt_after=detector.adapt_after, mask_after=detector.mask_after,
-        priors=[p for p in priors if p is not None],
+        priors=[p for p in priors if p is not None], trained_rows=trained_rows,
     )  # fmt: skip
     outcome.events = result.events
     if band is not None:
