@@ -97,6 +97,8 @@ def run_chunk(*, run_id: int, index: int, series_ids: list[int]) -> None:
                                   anomaly_ids=outcome.created_ids)  # fmt: skip
         signals.send_after_commit(signals.incident_resolved, sender=DetectionRun, run_id=run_id,
                                   anomaly_ids=outcome.resolved_ids)  # fmt: skip
+        signals.send_after_commit(signals.incident_escalated, sender=DetectionRun, run_id=run_id,
+                                  anomaly_ids=outcome.escalated_ids)  # fmt: skip
     if done:
         run_finish(run_id=run_id)
 
