@@ -158,10 +158,15 @@ def _source_matches(rule: AlertRule, incident: Anomaly) -> bool:
     return incident.detector_id in ids["detectors"] or incident.detector.dataset_id in ids["datasets"]
 
 
+# Never raised, nor escalated: held back (the triage or a repeated false positive), or an analyst said it is
+# expected or a false positive. A held-back incident that is released comes again as created.
+QUIET = (ReviewStatus.SUPPRESSED, ReviewStatus.EXPECTED, ReviewStatus.FALSE_POSITIVE)
+
+
 def _passes(rule: AlertRule, incident: Anomaly) -> bool:
-    """The rule's severity and absolute floor (not the false-positive check: that one is recorded). An
-    incident the triage holds back is never raised; if it is released, it comes again as created."""
-    if incident.review_status == ReviewStatus.SUPPRESSED:
+    """The rule's severity and absolute floor (not the false-positive check: that one is recorded), for an
+    incident that may be raised at all."""
+    if incident.review_status in QUIET:
         return False
     if SEVERITY_RANK[incident.severity] < SEVERITY_RANK[rule.min_severity]:
         return False
@@ -254,7 +259,7 @@ def _join(alert: Alert, incident: Anomaly) -> None:
 def _escalate(alert: Alert, incident: Anomaly) -> list[int]:
     """A higher severity of an incident already alerted on: one message per severity reached, unless
     the opening message has not gone yet (it will say the new severity)."""
-    if SEVERITY_RANK[incident.severity] <= SEVERITY_RANK[alert.severity]:
+    if SEVERITY_RANK[incident.severity] <= SEVERITY_RANK[alert.severity] or incident.review_status in QUIET:
         return []
     Alert.objects.filter(pk=alert.pk).update(severity=incident.severity, updated_at=timezone.now())
     alert.severity = incident.severity

@@ -246,3 +246,19 @@ def test_an_incident_the_triage_holds_back_alerts_only_once_released(team, detec
     assert alerts_open(anomaly_ids=[held.pk]) == [] and not Alert.objects.exists()
     Anomaly.objects.filter(pk=held.pk).update(review_status=ReviewStatus.UNREVIEWED)  # released as it grew
     assert len(alerts_open(anomaly_ids=[held.pk])) == 1
+
+
+def test_an_incident_labelled_expected_or_false_positive_is_never_raised_nor_escalated(team, detector, hook):
+    from detectors.models import ReviewStatus
+
+    rule(team, [hook], detectors=[detector])
+    expected = incident(detector, severity="medium")
+    Anomaly.objects.filter(pk=expected.pk).update(review_status=ReviewStatus.EXPECTED)
+    assert alerts_open(anomaly_ids=[expected.pk]) == [] and not Alert.objects.exists()
+
+    alerted = incident(detector, severity="medium")
+    assert len(alerts_open(anomaly_ids=[alerted.pk])) == 1
+    Notification.objects.update(status="sent")  # the opening message went: an escalation would send another
+    Anomaly.objects.filter(pk=alerted.pk).update(review_status=ReviewStatus.FALSE_POSITIVE, severity="critical")
+    assert alerts_open(anomaly_ids=[alerted.pk]) == []  # labelled false positive: its escalation stays quiet
+    assert Notification.objects.count() == 1
