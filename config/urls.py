@@ -14,6 +14,7 @@ api_v1 = [
     path("", include("feedback.api.urls")),  # before detectors': anomalies/label is not an anomaly id
     path("", include("detectors.api.urls")),
     path("", include("forecasting.api.urls")),
+    path("", include("alerts.api.urls")),
 ]
 
 urlpatterns = [

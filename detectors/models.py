@@ -65,7 +65,7 @@ class Detector(BaseModel):
         help_text="Train a candidate model after this many new labels on the detector. 0: only on schedule or by hand.",
     )
     feedback_beta = models.FloatField(
-        default=1.0,
+        default=2.0,
         help_text="How labels are weighed when a candidate is calibrated and compared: the F-beta score, beta > 1 "
         "favours finding every incident, beta < 1 favours fewer false alarms.",
     )

@@ -1,7 +1,8 @@
 """Sent after the transaction that stored them commits, with the incidents' ids.
 
 - anomalies_created(run_id, anomaly_ids): new incidents (an alarm each);
-- incident_resolved(run_id, anomaly_ids): incidents that closed (recovered or re-baselined).
+- incident_resolved(run_id, anomaly_ids): incidents that closed (recovered or re-baselined);
+- incident_escalated(run_id, anomaly_ids): open incidents a later run extended to a higher severity.
 
 They are sent with `send_robust`: a failing receiver is logged and never fails the run.
 """
@@ -17,6 +18,7 @@ logger = logging.getLogger(__name__)
 
 anomalies_created = Signal()
 incident_resolved = Signal()
+incident_escalated = Signal()
 
 
 def send_after_commit(signal: Signal, *, sender, run_id: int, anomaly_ids: list[int]) -> None:

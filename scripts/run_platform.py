@@ -221,6 +221,9 @@ def _raise_interrupt(signum, frame):
 def prepare() -> str | None:
     """Services, schema, static files, the admin user and the sample data. Returns a new admin password."""
     os.environ.update(services.ensure_services(for_tests=False))
+    # No mail server on this machine unless one is named: email channels write their messages to var/mail.
+    if not os.environ.get("EMAIL_HOST"):
+        os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
     local_env_write(VAR / "local.env", os.environ)
     say("wrote the chosen settings to var/local.env (manage.py reads it)")
     say("migrating the database")

@@ -45,11 +45,12 @@ def database_url(db: dict) -> str:
 class WorkerProcess:
     """A `celery -A config worker` subprocess whose output is collected for failure messages."""
 
-    def __init__(self, env: dict[str, str], name: str, queues: str = "", pool: str = "solo") -> None:
+    def __init__(self, env: dict[str, str], name: str, *, queues: str = "", pool: str = "solo", purge=True) -> None:
         queues = queues or settings.CELERY_WORKER_QUEUES
-        args = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", pool, "-Q", queues]
-        args += ["-n", name, "--purge", "--without-mingle", "--without-gossip", "--without-heartbeat"]
-        args += ["--concurrency", "1"] if pool == "prefork" else []
+        args = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", pool, "-Q", queues, "-n", name]
+        args += ["--purge"] * purge + ["--without-mingle", "--without-gossip", "--without-heartbeat"]
+        if pool == "prefork":
+            args += ["--concurrency", "1"]
         self.lines: list[str] = []
         self.ready = threading.Event()
         self.process = subprocess.Popen(
@@ -87,8 +88,8 @@ class WorkerProcess:
             self.process.wait()
 
 
-def worker_env() -> dict[str, str]:
-    """The environment of a worker process connected to the test database and the test broker."""
+def worker_env(**extra: str) -> dict[str, str]:
+    """The environment of a worker connected to the test database (call once it exists)."""
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
@@ -96,13 +97,21 @@ def worker_env() -> dict[str, str]:
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "DB_CONN_MAX_AGE": "0",  # no idle connection keeps the test database from being dropped
         "LOG_LEVEL": "INFO",  # the "ready." line is how we know it listens
+        **extra,
     }
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker):
-    """A real worker on every queue, connected to the test database; stopped at the end of the session."""
-    worker = WorkerProcess(worker_env(), name=f"tests-{os.getpid()}@%h")
+def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
+    """A real worker on every queue, connected to the test database; stopped at the end of the session.
+
+    Mail it sends is written as files to `worker.mail_dir` (Django's file backend; the test process's
+    outbox is in another process).
+    """
+    mail_dir = tmp_path_factory.mktemp("worker-mail")
+    env = worker_env(EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend", EMAIL_FILE_PATH=str(mail_dir))
+    worker = WorkerProcess(env, name=f"tests-{os.getpid()}@%h")
+    worker.mail_dir = mail_dir
     worker.wait_ready(READY_TIMEOUT_S)
     yield worker
     worker.stop()

@@ -3,6 +3,9 @@
 import pytest
 from rest_framework.test import APIClient
 
+from alerts.models import AlertRule
+from alerts.services.alerting import alerts_open
+from alerts.services.configs import channel_create, rule_save
 from detectors.models import RunTrigger
 from detectors.services.configs import detector_create
 from detectors.services.runs import run_create, run_execute
@@ -13,7 +16,10 @@ from tests.ingestion.helpers import make_dataset
 
 pytestmark = pytest.mark.django_db
 
-LISTS = ["datasets", "batches", "series", "detectors", "runs", "anomalies", "model-versions", "teams", "tokens"]
+LISTS = [
+    "datasets", "batches", "series", "detectors", "runs", "anomalies", "model-versions", "teams", "tokens",
+    "channels", "alert-rules", "alerts", "notifications",
+]  # fmt: skip
 SECRET = "acme-secret"
 
 
@@ -25,7 +31,12 @@ def acme_data(team):
     table = make_dataset(team, name=f"{SECRET}-table", kind="table")
     ingest_records(dataset=table, data=[{"external_id": f"{SECRET}-record", "x": 1.0}], source=IngestSource.API_JSON)
     assert detector.anomalies.exists()
-    return {"dataset": dataset, "detector": detector, "table": table}
+    channel = channel_create(team=team, name=f"{SECRET}-channel", kind="email", config={"to": ["a@example.com"]})
+    rule = rule_save(rule=AlertRule(team=team, name=f"{SECRET}-rule"), sources={"detectors": [detector]},
+                     channels=[channel])  # fmt: skip
+    alerts_open(anomaly_ids=list(detector.anomalies.values_list("pk", flat=True)))
+    assert rule.alerts.exists()
+    return {"dataset": dataset, "detector": detector, "table": table, "channel": channel, "rule": rule}
 
 
 @pytest.fixture
@@ -54,6 +65,11 @@ def test_it_renders_no_other_teams_objects_in_filter_forms(outsider_browser, acm
         ("anomalies", "detector", "detector"),
         ("anomalies", "dataset", "dataset"),
         ("model-versions", "detector", "detector"),
+        ("channels", "team", None),
+        ("alert-rules", "team", None),
+        ("alerts", "rule", "rule"),
+        ("alerts", "detector", "detector"),
+        ("notifications", "channel", "channel"),
     ],
 )
 def test_it_answers_another_teams_id_like_an_id_that_does_not_exist(outsider_client, acme_data, name, field, target):

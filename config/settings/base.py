@@ -267,6 +267,38 @@ WORKER_MATH_THREADS = envint("WORKER_MATH_THREADS", 1)
 REALTIME_COALESCE_SECONDS = envint("REALTIME_COALESCE_SECONDS", 2)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
+# --- Alerting ------------------------------------------------------------------
+# A webhook or Slack POST gives up after this long (a transient failure, retried).
+ALERTS_HTTP_TIMEOUT_SECONDS = envint("ALERTS_HTTP_TIMEOUT_SECONDS", 10)
+# A sender holds a notification this long; a claim older than this is a dead worker's and is taken again.
+ALERTS_SEND_LEASE_SECONDS = envint("ALERTS_SEND_LEASE_SECONDS", 15)
+# Transient failures are retried this many times in all, waiting base * 2^(attempt-1) s (at most 10 min).
+ALERTS_MAX_ATTEMPTS = envint("ALERTS_MAX_ATTEMPTS", 8)
+ALERTS_RETRY_BASE_SECONDS = envint("ALERTS_RETRY_BASE_SECONDS", 2)
+# The beat tick that re-enqueues incident events and due notifications whose task was lost (a worker killed
+# with it reserved: Redis keeps such a task unacknowledged for an hour), once they have waited this long.
+ALERTS_SWEEP_SECONDS = envint("ALERTS_SWEEP_SECONDS", 2)
+ALERTS_REDISPATCH_SECONDS = envint("ALERTS_REDISPATCH_SECONDS", 5)
+if ALERTS_SEND_LEASE_SECONDS <= ALERTS_HTTP_TIMEOUT_SECONDS:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("ALERTS_SEND_LEASE_SECONDS must be longer than ALERTS_HTTP_TIMEOUT_SECONDS")
+CELERY_BEAT_SCHEDULE["redispatch-notifications"] = {
+    "task": "alerts.tasks.redispatch_due",
+    "schedule": ALERTS_SWEEP_SECONDS,
+}
+# Email channels send through Django's email backend (SMTP unless EMAIL_BACKEND says otherwise).
+EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env("EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = envsecret("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 10)
+EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "alerts@localhost")
+
 # --- Logging: one JSON object per line on stdout -------------------------------
 LOG_LEVEL = env("LOG_LEVEL", "INFO")
 LOGGING = {

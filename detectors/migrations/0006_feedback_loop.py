@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='detector',
             name='feedback_beta',
-            field=models.FloatField(default=1.0, help_text='How labels are weighed when a candidate is calibrated and compared: the F-beta score, beta > 1 favours finding every incident, beta < 1 favours fewer false alarms.'),
+            field=models.FloatField(default=2.0, help_text='How labels are weighed when a candidate is calibrated and compared: the F-beta score, beta > 1 favours finding every incident, beta < 1 favours fewer false alarms.'),
         ),
         migrations.AddField(
             model_name='detector',

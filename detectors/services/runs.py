@@ -107,6 +107,8 @@ def _chunk_score_and_count(run: DetectionRun, index: int, series_ids: list[int])
                                   anomaly_ids=outcome.created_ids)  # fmt: skip
         signals.send_after_commit(signals.incident_resolved, sender=DetectionRun, run_id=run_id,
                                   anomaly_ids=outcome.resolved_ids)  # fmt: skip
+        signals.send_after_commit(signals.incident_escalated, sender=DetectionRun, run_id=run_id,
+                                  anomaly_ids=outcome.escalated_ids)  # fmt: skip
     return done
 
 

@@ -21,7 +21,15 @@ from django.utils import timezone
 from detectors.algorithms.forecast_band import ForecastBand
 from detectors.algorithms.incidents import Prior, Progress, Reference, describe
 from detectors.algorithms.postprocess import Event, detect, sensitivity_threshold
-from detectors.models import Anomaly, Detector, IncidentStatus, ModelVersion, ReviewStatus, SeriesCursor
+from detectors.models import (
+    SEVERITY_RANK,
+    Anomaly,
+    Detector,
+    IncidentStatus,
+    ModelVersion,
+    ReviewStatus,
+    SeriesCursor,
+)
 from detectors.services.incidents import incidents_insert, incidents_overlapping, open_incidents
 from detectors.services.labelled import excluded_spans, signature_of, triage_held_back, without_spans
 from detectors.services.modelling import (
@@ -61,6 +69,7 @@ class ChunkScore:
     series: list[SeriesScore]
     created_ids: list[int] = field(default_factory=list)  # incidents stored by this chunk
     resolved_ids: list[int] = field(default_factory=list)  # incidents that closed in this chunk
+    escalated_ids: list[int] = field(default_factory=list)  # open incidents whose severity rose in this chunk
 
     @property
     def points_scored(self) -> int:
@@ -133,7 +142,9 @@ def chunk_score(
         for result in results:
             result.model = stored.get(result.series_id, result.model)
         with transaction.atomic():
-            outcome.created_ids, outcome.resolved_ids = _store_incidents(detector, results, run_id)
+            outcome.created_ids, outcome.resolved_ids, outcome.escalated_ids = _store_incidents(
+                detector, results, run_id
+            )
             _advance_cursors(detector, results, dict(zip(series_ids, starts, strict=True)))
     return outcome
 
@@ -243,25 +254,26 @@ def _training_rows(n: int) -> int:
     return max(MIN_TRAINING_POINTS, int(TRAINING_FRACTION * n))
 
 
-def _store_incidents(detector: Detector, results: list[SeriesScore], run_id: int | None) -> tuple[list, list]:
-    """Insert new incidents and update the followed ones; returns (created ids, resolved ids).
+def _store_incidents(detector: Detector, results: list[SeriesScore], run_id: int | None) -> tuple[list, list, list]:
+    """Insert new incidents and update the followed ones; returns (created, resolved, escalated) ids.
 
     "Created" also names followed incidents that the triage held back until now and releases as they grow
     (they are raised for the first time).
     """
-    new, resolved, released = [], [], []
+    new, resolved, released, escalated = [], [], [], []
     for result in results:
         for event in result.events:
             if event.resumed and result.resumed is not None:
-                closed, freed = _incident_update(result.resumed, event, result.last_ts, result.model)
+                closed, freed, rose = _incident_update(result.resumed, event, result.last_ts, result.model)
                 resolved += [result.resumed.pk] if closed else []
                 released += [result.resumed.pk] if freed else []
+                escalated += [result.resumed.pk] if rose and not closed and not freed else []
             elif not event.resumed:
                 new.append(_incident(detector, result, event, run_id))
     _triage(new, results)
     created = incidents_insert(incidents=new)
     resolved += [incident.pk for incident in created if incident.status == IncidentStatus.CLOSED]
-    return [incident.pk for incident in created] + released, resolved
+    return [incident.pk for incident in created] + released, resolved, escalated
 
 
 def _triage(new: list[Anomaly], results: list[SeriesScore]) -> None:
@@ -312,8 +324,8 @@ def _incident(detector: Detector, result: SeriesScore, event: Event, run_id: int
 
 def _incident_update(
     incident: Anomaly, event: Event, last_ts: datetime | None, model: ModelVersion | None
-) -> tuple[bool, bool]:
-    """Extend or close a stored open incident; returns (it closed, the triage released it).
+) -> tuple[bool, bool, bool]:
+    """Extend or close a stored open incident; returns (it closed, the triage released it, its severity rose).
 
     An incident the triage held back is judged again as it grows: a spike that turns into a lasting shift
     may no longer look like the false alarms it resembled at its alarm.
@@ -334,7 +346,9 @@ def _incident_update(
     updated = Anomaly.objects.filter(pk=incident.pk, status=IncidentStatus.OPEN).update(
         **fields, updated_at=timezone.now()
     )
-    return bool(updated) and fields["status"] == IncidentStatus.CLOSED, bool(updated) and released
+    rose = SEVERITY_RANK.get(fields["severity"], 0) > SEVERITY_RANK.get(incident.severity, 0)
+    closed = bool(updated) and fields["status"] == IncidentStatus.CLOSED
+    return closed, bool(updated) and released, bool(updated) and rose
 
 
 SIGNATURE_FIELDS = ("explanation", "value", "expected", "lower", "upper", "points", "score")

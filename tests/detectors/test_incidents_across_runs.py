@@ -38,7 +38,7 @@ def run(detector):
 
 @pytest.fixture
 def heard():
-    got = {"created": [], "resolved": []}
+    got = {"created": [], "resolved": [], "escalated": []}
 
     def on_created(run_id, anomaly_ids, **_):
         got["created"].append(anomaly_ids)
@@ -46,15 +46,20 @@ def heard():
     def on_resolved(run_id, anomaly_ids, **_):
         got["resolved"].append(anomaly_ids)
 
+    def on_escalated(run_id, anomaly_ids, **_):
+        got["escalated"].append(anomaly_ids)
+
     def broken(**_):
         raise RuntimeError("a receiver that fails")
 
     signals.anomalies_created.connect(on_created, dispatch_uid="t-created")
     signals.incident_resolved.connect(on_resolved, dispatch_uid="t-resolved")
+    signals.incident_escalated.connect(on_escalated, dispatch_uid="t-escalated")
     signals.anomalies_created.connect(broken, dispatch_uid="t-broken")
     yield got
-    for uid, signal in (("t-created", signals.anomalies_created), ("t-resolved", signals.incident_resolved),
-                        ("t-broken", signals.anomalies_created)):  # fmt: skip
+    connected = (("t-created", signals.anomalies_created), ("t-resolved", signals.incident_resolved),
+                 ("t-escalated", signals.incident_escalated), ("t-broken", signals.anomalies_created))  # fmt: skip
+    for uid, signal in connected:
         signal.disconnect(dispatch_uid=uid)
 
 
@@ -64,10 +69,12 @@ def test_a_lasting_fault_is_one_incident_followed_across_runs(team, heard):
     send(dataset, ts[:2000], values[:2000])
     detector = detector_create(dataset=dataset, name="latency", algorithm="auto")
     run(detector)  # fits the model; watches from now on
+    severities = []
     for lo, hi in ((2000, 2200), (2200, 2400), (2400, 2800)):
         send(dataset, ts[lo:hi], values[lo:hi])
         outcome = run(detector)
         assert outcome.status == "succeeded", outcome.error
+        severities.append(Anomaly.objects.filter(detector=detector).values_list("severity", "status").first())
         if hi == 2200:
             incident = Anomaly.objects.get(detector=detector)
             assert incident.status == IncidentStatus.OPEN and incident.start_ts == ts[2100]
@@ -80,6 +87,11 @@ def test_a_lasting_fault_is_one_incident_followed_across_runs(team, heard):
     assert abs((incident.end_ts - ts[2499]).total_seconds()) <= 5 * 300 and incident.points >= 395
     assert incident.explanation["shape"] == "level"
     assert heard["created"] == [[incident.pk]] and heard["resolved"] == [[incident.pk]]
+    # Escalated: each later run that left it open with a higher severity than the run before.
+    rank = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+    rises = sum(1 for (before, _), (after, status) in zip(severities, severities[1:], strict=False)
+                if status == "open" and rank[after] > rank[before])  # fmt: skip
+    assert heard["escalated"] == [[incident.pk]] * rises
 
     # What one pass with the same model finds over the same points.
     series = Series.objects.get(dataset=dataset)

@@ -18,6 +18,9 @@ from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
 from django.test import Client
 
+from alerts.models import Alert, AlertRule, Channel, Notification
+from alerts.services.alerting import alerts_open
+from alerts.services.configs import channel_create, rule_save
 from detectors.models import Anomaly, DetectionRun, Detector, ModelStatus, ModelVersion, RunTrigger
 from detectors.services.configs import detector_create
 from detectors.services.modelling import detector_train
@@ -43,6 +46,10 @@ ADMINS = {
     "detectors/modelversion": (ModelVersion, "detector__dataset__team"),
     "detectors/detectionrun": (DetectionRun, "detector__dataset__team"),
     "detectors/anomaly": (Anomaly, "detector__dataset__team"),
+    "alerts/channel": (Channel, "team"),
+    "alerts/alertrule": (AlertRule, "team"),
+    "alerts/alert": (Alert, "rule__team"),
+    "alerts/notification": (Notification, "channel__team"),
     "feedback/label": (Label, "detector__dataset__team"),
     "feedback/auditlog": (AuditLog, "team"),
     "feedback/retraining": (Retraining, "detector__dataset__team"),
@@ -61,6 +68,11 @@ def _team_data(team: Team, prefix: str) -> SimpleNamespace:
     detector = detector_create(dataset=dataset, name=f"{prefix} watch", algorithm="zscore")
     run_execute(run=run_create(detector=detector, trigger=RunTrigger.BACKFILL, start=utc("2024-01-02")))
     assert detector.anomalies.exists() and detector.model_versions.exists()
+    channel = channel_create(team=team, name=f"{prefix} mail", kind="email", config={"to": [f"{prefix}@example.com"]})
+    rule_save(rule=AlertRule(team=team, name=f"{prefix} rule", min_severity="low"), sources={"detectors": [detector]},
+              channels=[channel])  # fmt: skip
+    alerts_open(anomaly_ids=list(detector.anomalies.values_list("pk", flat=True)))
+    assert Notification.objects.filter(channel=channel).exists()
     anomalies_label(anomalies=[detector.anomalies.first()], verdict="confirmed", user=None)  # a label, an audit row
     Retraining.objects.create(detector=detector, trigger="manual")
     return SimpleNamespace(team=team, dataset=dataset, record=record, detector=detector)

@@ -17,6 +17,7 @@ BENCHMARKS = {
     "extents": "detectors.benchmarks:bench_extents",
     "forecast": "forecasting.benchmarks:bench_forecast",
     "feedback": "feedback.benchmarks:bench_feedback",
+    "alerts": "alerts.benchmarks:bench_alerts",
 }
 
 
