@@ -8,6 +8,8 @@ and any id outside the caller's (already team-scoped) queryset simply matches no
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from django import forms
 from django.db import models
 from django_filters import rest_framework as filters
@@ -33,3 +35,20 @@ class IdFilterBackend(filters.DjangoFilterBackend):
         if filterset_class is not None and not issubclass(filterset_class, IdFilterSet):
             raise TypeError(f"{view.__class__.__name__}.filterset_class must derive from common.filters.IdFilterSet")
         return filterset_class
+
+
+class UtcIsoDateTimeField(filters.IsoDateTimeFilter.field_class):
+    """An ISO 8601 timestamp, turned to UTC: Python takes offsets up to 24 h, PostgreSQL only up to 16 h."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(UTC)
+        except OverflowError as exc:  # an offset that takes it past year 9999 or before year 1
+            raise forms.ValidationError("Timestamp out of range.", code="invalid") from exc
+
+
+class UtcIsoDateTimeFilter(filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import InterfaceError, OperationalError
+from kombu.exceptions import OperationalError as BrokerUnreachable
+
+logger = logging.getLogger(__name__)
 
 # Errors worth retrying: the database or the broker was briefly away.
 TRANSIENT = (OperationalError, InterfaceError, ConnectionError)
@@ -22,3 +27,17 @@ class ChunkTask(Task):
         run_id, index = args[0], args[1]
         reason = "ran out of time" if isinstance(exc, SoftTimeLimitExceeded) else f"{type(exc).__name__}: {exc}"
         self.fail_run(run_id=run_id, error=f"chunk {index} failed: {reason}")
+
+
+def send_or_defer(task, args: tuple, **options) -> bool:
+    """Send a task now; with the broker unreachable, log it and return False instead of raising.
+
+    For sends whose work is already recorded in PostgreSQL (a queued batch, a pending series): a periodic
+    sweep sends them again once the broker is back, so the request that caused them still succeeds.
+    """
+    try:
+        task.apply_async(args, **options)
+    except BrokerUnreachable as exc:
+        logger.warning("broker unreachable; the sweep will send it", extra={"task": task.name, "error": str(exc)})
+        return False
+    return True

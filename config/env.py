@@ -12,8 +12,32 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
+# Written by ./run.sh with the settings it chose (secret, database, broker, port), so that `manage.py`
+# run afterwards in another shell reaches the same services. The environment always wins over it.
+LOCAL_ENV_FILE = Path(__file__).resolve().parent.parent / "var" / "local.env"
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+
+
+def local_env_read(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of a local env file (# comments and blank lines skipped); {} when there is none."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return {}
+    pairs = (line.split("=", 1) for line in lines if "=" in line and not line.lstrip().startswith("#"))
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def local_env_load() -> None:
+    """Fill the variables not set in the environment from LOCAL_ENV_FILE (or the file it names)."""
+    path = Path(os.environ.get("LOCAL_ENV_FILE") or LOCAL_ENV_FILE)
+    for key, value in local_env_read(path).items():
+        os.environ.setdefault(key, value)
+
+
+local_env_load()
 
 
 def env(name: str, default: str = "") -> str:
@@ -71,3 +95,16 @@ def database_from_url(url: str) -> dict:
         "PORT": str(parts.port or ""),
         "OPTIONS": query,
     }
+
+
+def cache_from_url(url: str) -> dict:
+    """Django CACHES entry: "db" (a PostgreSQL table), "redis://host:port/db" or "locmem" (this process only)."""
+    if url == "db":
+        # Culling counts the table on every write: keep it small enough for that to stay cheap.
+        backend, options = "django.core.cache.backends.db.DatabaseCache", {"MAX_ENTRIES": 10_000, "CULL_FREQUENCY": 3}
+        return {"BACKEND": backend, "LOCATION": "django_cache", "OPTIONS": options}
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    if url == "locmem":
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    raise ImproperlyConfigured(f"CACHE_URL must be db, locmem or a redis:// URL, got {url!r}")

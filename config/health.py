@@ -1,10 +1,13 @@
-"""GET /health: is the database and the broker reachable, and how fast. 503 when either is down."""
+"""GET /health: is the database and the broker reachable, and how fast. 503 when either is down.
+
+Anyone may ask (load balancers, container health checks), but only staff see why a check failed: the
+error names internal hosts and ports.
+"""
 
 from __future__ import annotations
 
 import time
 
-from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
@@ -36,11 +39,17 @@ def _check_broker() -> None:
         conn.default_channel.close()
 
 
+def _for_anyone(check: dict) -> dict:
+    return check if check["ok"] else {"ok": False, "error": "unavailable"}
+
+
 @require_GET
 def health(request):
     checks = {"database": _timed(_check_database), "broker": _timed(_check_broker)}
     healthy = all(check["ok"] for check in checks.values())
-    body = {"status": "ok" if healthy else "unavailable", "checks": checks}
-    if settings.DEBUG:
+    staff = request.user.is_authenticated and request.user.is_staff
+    body = {"status": "ok" if healthy else "unavailable"}
+    body["checks"] = checks if staff else {name: _for_anyone(check) for name, check in checks.items()}
+    if staff:
         body["broker_url"] = celery_app.conf.broker_url.split("@")[-1]
     return JsonResponse(body, status=200 if healthy else 503)

@@ -319,6 +319,7 @@ class Anomaly(BaseModel):
         indexes = [
             models.Index(fields=["detector", "-start_ts"], name="anomaly_detector_start_idx"),
             models.Index(fields=["series", "-start_ts"], name="anomaly_series_start_idx"),
+            models.Index(fields=["-start_ts"], name="anomaly_start_idx"),  # the newest-first list of a team's
         ]
 
     def __str__(self) -> str:

@@ -32,7 +32,11 @@ def detectors_for_user(*, user) -> QuerySet[Detector]:
 def anomalies_for_user(*, user) -> QuerySet[Anomaly]:
     """Observed incidents through their detector, predicted ones through their forecast config."""
     teams = team_ids_for_user(user=user)
-    return Anomaly.objects.filter(Q(detector__dataset__team__in=teams) | Q(forecast_config__dataset__team__in=teams))
+    # Id subqueries, not joins through the datasets: PostgreSQL then walks the start_ts index newest first
+    # and stops at a page, instead of joining and sorting every anomaly (130 ms at 100,000; bench api).
+    configs = Anomaly._meta.get_field("forecast_config").related_model.objects.filter(dataset__team__in=teams)
+    mine = Q(detector__in=Detector.objects.filter(dataset__team__in=teams).values("pk"))
+    return Anomaly.objects.filter(mine | Q(forecast_config__in=configs.values("pk")))
 
 
 @dataclass

@@ -8,7 +8,7 @@ from celery.signals import worker_init
 from django.conf import settings
 from django.utils import timezone
 
-from common.tasks import TRANSIENT, ChunkTask
+from common.tasks import TRANSIENT, ChunkTask, send_or_defer
 from detectors.services import modelling, runs
 
 
@@ -45,6 +45,8 @@ def _keep_freed_memory() -> None:
 
 @shared_task(acks_late=True)
 def dispatch_due() -> list[int]:
+    # Series left pending (their wake-up was lost: broker down, worker gone) are woken on every tick.
+    wake_realtime(runs.realtime_pending_detectors())
     return runs.detectors_dispatch_due()
 
 
@@ -66,8 +68,8 @@ def score_pending(detector_id: int) -> None:
 
 
 def wake_realtime(detector_ids: list[int]) -> None:
-    for detector_id in detector_ids:
-        score_pending.apply_async((detector_id,), countdown=settings.REALTIME_COALESCE_SECONDS)
+    for detector_id in detector_ids:  # with the broker down, the series stay pending for the next tick
+        send_or_defer(score_pending, (detector_id,), countdown=settings.REALTIME_COALESCE_SECONDS)
 
 
 @shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5)

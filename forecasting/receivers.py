@@ -2,6 +2,7 @@
 
 from django.dispatch import receiver
 
+from common.tasks import send_or_defer
 from forecasting import tasks
 from forecasting.models import ForecastConfig
 from ingestion.models import Dataset
@@ -13,4 +14,4 @@ def on_points_arrived(sender, dataset_id: int, series_ranges: dict, **kwargs) ->
     if not series_ranges or not ForecastConfig.objects.filter(dataset_id=dataset_id).exists():
         return
     since = min(first for first, _ in series_ranges.values())
-    tasks.track_actuals.delay(list(series_ranges), since.isoformat())
+    send_or_defer(tasks.track_actuals, (list(series_ranges), since.isoformat()))

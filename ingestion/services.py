@@ -10,15 +10,18 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from django.conf import settings
-from django.db import DataError, OperationalError, transaction
+from django.db import DataError, InterfaceError, OperationalError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from common.exceptions import ApplicationError
+from common.tasks import send_or_defer
 from ingestion import signals
 from ingestion.bulk import LoadResult, PointLoader, records_merge
 from ingestion.models import Dataset, DatasetKind, IngestBatch, IngestMode, IngestSource, IngestStatus
@@ -141,8 +144,36 @@ def ingest_enqueue(
         filename=filename, size_bytes=len(payload), labels=labels or {}, status=IngestStatus.QUEUED,
         payload=payload,
     )  # fmt: skip
-    tasks.ingest_batch_process.delay_on_commit(batch.pk)
+    # The payload is in PostgreSQL now: with the broker down the upload is still queued, and
+    # ingest_batches_requeue sends it once the broker is back.
+    transaction.on_commit(lambda: send_or_defer(tasks.ingest_batch_process, (batch.pk,)))
     return batch
+
+
+INTERRUPTED = "Interrupted: the server or the database went away during the upload; nothing was stored. Send it again."
+
+
+def ingest_batches_requeue(*, queued_for: timedelta, processing_for: timedelta) -> dict[str, int]:
+    """The periodic sweep. Sends again the batches queued longer than queued_for (their message was lost,
+    or never sent while the broker was down). Of those processing longer than processing_for, queues the
+    asynchronous ones again (their worker died; the load is one transaction, so nothing of them is stored)
+    and fails the synchronous ones (their request died with the server or the database). The claim in
+    ingest_batch_process makes a batch sent twice load once."""
+    from ingestion import tasks
+
+    now = timezone.now()
+    stale = IngestBatch.objects.filter(status=IngestStatus.PROCESSING, started_at__lt=now - processing_for)
+    revived = list(stale.filter(payload__isnull=False).values_list("pk", flat=True))
+    IngestBatch.objects.filter(pk__in=revived, status=IngestStatus.PROCESSING).update(status=IngestStatus.QUEUED)
+    failed = stale.filter(payload__isnull=True).update(
+        status=IngestStatus.FAILED, finished_at=now, updated_at=now,
+        message=INTERRUPTED,
+    )  # fmt: skip
+    waiting = IngestBatch.objects.filter(status=IngestStatus.QUEUED).filter(
+        Q(updated_at__lt=now - queued_for) | Q(pk__in=revived)
+    )
+    sent = sum(send_or_defer(tasks.ingest_batch_process, (pk,)) for pk in waiting.values_list("pk", flat=True))
+    return {"sent": sent, "revived": len(revived), "failed": failed}
 
 
 def ingest_batch_process(*, batch_id: int) -> IngestBatch | None:
@@ -231,11 +262,28 @@ def _load_points(batch: IngestBatch, chunks) -> IngestBatch:
         logger.warning("ingest batch refused by the database", extra={"batch": batch.pk, "error": str(exc)})
         return _finish(batch, status=IngestStatus.REJECTED, message=f"The database refused a value ({_describe(exc)}).",
                        received=received, rejected=received, errors=errors.sorted_items())  # fmt: skip
+    except (OperationalError, InterfaceError):
+        _mark_interrupted(batch)
+        raise
     _announce(batch, result)
     return _finish(
         batch, status=IngestStatus.PARTIAL if errors.count else IngestStatus.COMPLETED, received=received,
         rejected=received - accepted, errors=errors.sorted_items(), result=result,
     )  # fmt: skip
+
+
+def _mark_interrupted(batch: IngestBatch) -> None:
+    """The database went away mid-upload; its transaction is gone, so nothing of it is stored. Say so on
+    the batch if the database is back already, else the sweep (ingest_batches_requeue) will."""
+    if batch.payload is not None:
+        return  # an asynchronous batch: ingest_batch_process queues it again for the task's retry
+    try:
+        connection.close()
+        IngestBatch.objects.filter(pk=batch.pk, status=IngestStatus.PROCESSING).update(
+            status=IngestStatus.FAILED, finished_at=timezone.now(), message=INTERRUPTED
+        )
+    except (OperationalError, InterfaceError):
+        logger.warning("ingest batch interrupted; the sweep will mark it", extra={"batch": batch.pk})
 
 
 def _load_records(batch: IngestBatch, chunks) -> IngestBatch:
@@ -409,8 +457,14 @@ def _announce(batch: IngestBatch, result: LoadResult) -> None:
     if not result.touched:
         return
     touched = dict(result.touched)
-    transaction.on_commit(
-        lambda: signals.points_arrived.send(
-            sender=Dataset, dataset_id=batch.dataset_id, batch_id=batch.pk, series_ranges=touched
-        )
+    transaction.on_commit(lambda: _points_arrived(batch, touched))
+
+
+def _points_arrived(batch: IngestBatch, touched: dict) -> None:
+    """The points are committed: a subscriber that fails is logged and never fails the upload."""
+    sent = signals.points_arrived.send_robust(
+        sender=Dataset, dataset_id=batch.dataset_id, batch_id=batch.pk, series_ranges=touched
     )
+    for receiver, outcome in sent:
+        if isinstance(outcome, Exception):
+            logger.error("points_arrived receiver failed", extra={"receiver": str(receiver), "error": repr(outcome)})

@@ -6,6 +6,10 @@ load the sample datasets, start gunicorn, a Celery worker on every queue and Cel
 /health, print the URLs. Ctrl-C stops the children, then the services this run started. Data stays in
 the database (var/pgdata for the embedded one), so the next run picks up where this one stopped.
 
+It also writes var/local.env with the settings it chose (SECRET_KEY, DATABASE_URL, CELERY_BROKER_URL,
+PORT): `manage.py` and `celery -A config` read it for any variable the environment does not set, so the
+README's commands work in another shell while the platform runs.
+
 Environment: PORT (default 8000), SECRET_KEY or SECRET_KEY_FILE (default: generated once into
 var/secret_key), WEB_CONCURRENCY (gunicorn workers, default 2), WORKER_CONCURRENCY (default 2), and
 everything scripts/services.py reads (DATABASE_URL, CELERY_BROKER_URL, EMBEDDED, EMBEDDED_BROKER).
@@ -91,6 +95,25 @@ def ensure_secret_key() -> None:
         path.write_text(secrets.token_urlsafe(50))
         say(f"generated a SECRET_KEY into {path.relative_to(ROOT)}")
     os.environ["SECRET_KEY_FILE"] = str(path)
+
+
+LOCAL_ENV_KEYS = ("SECRET_KEY", "DATABASE_URL", "CELERY_BROKER_URL", "PORT")
+
+
+def local_env_write(path: Path, environ: dict[str, str]) -> None:
+    """The settings this run chose, for manage.py in another shell (config/env.py reads the file).
+
+    Only the owner may read it: it holds the secret key.
+    """
+    values = dict(environ)
+    if not values.get("SECRET_KEY") and values.get("SECRET_KEY_FILE"):
+        values["SECRET_KEY"] = Path(values["SECRET_KEY_FILE"]).read_text().strip()
+    lines = [f"{key}={values[key]}" for key in LOCAL_ENV_KEYS if values.get(key)]
+    header = "# Written by ./run.sh: the settings it chose. Variables set in the environment win over these.\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(header + "\n".join(lines) + "\n")
 
 
 def manage(*args: str) -> None:
@@ -201,8 +224,11 @@ def prepare() -> str | None:
     # No mail server on this machine unless one is named: email channels write their messages to var/mail.
     if not os.environ.get("EMAIL_HOST"):
         os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+    local_env_write(VAR / "local.env", os.environ)
+    say("wrote the chosen settings to var/local.env (manage.py reads it)")
     say("migrating the database")
     manage("migrate", "--noinput", "-v", "0")
+    manage("createcachetable")
     manage("collectstatic", "--noinput", "-v", "0")
     password = ensure_admin()
     say("loading the sample datasets")
@@ -228,7 +254,9 @@ def run() -> int:
     started = time.monotonic()
     os.chdir(ROOT)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+    os.environ.setdefault("HTTPS", "false")  # plain HTTP on 127.0.0.1: secure-only cookies would never be sent
     port = int(os.environ.get("PORT", "8000"))
+    os.environ["PORT"] = str(port)
     if not port_free(port):
         say(f"error: something already listens on {HOST}:{port}; stop it or set PORT=<another port>")
         return 1

@@ -114,3 +114,53 @@ def test_it_has_the_worker_consume_every_queue(compose):
 def test_it_checks_web_health_on_the_health_endpoint(compose):
     test = " ".join(compose["services"]["web"]["healthcheck"]["test"])
     assert "/health" in test
+
+
+def _gunicorn_option(words: list[str], name: str) -> str:
+    return words[words.index(name) + 1]
+
+
+def _nginx(directive: str) -> str:
+    match = re.search(rf"^\s*{directive}\s+([^;]+);", (ROOT / "deploy" / "nginx.conf").read_text(), re.M)
+    assert match, f"{directive} missing from deploy/nginx.conf"
+    return match.group(1).strip()
+
+
+def _size_bytes(text: str) -> int:
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    return int(text[:-1]) * units[text[-1].lower()] if text[-1].lower() in units else int(text)
+
+
+def _seconds(text: str) -> int:
+    return int(text.rstrip("s"))
+
+
+def test_it_puts_a_buffering_proxy_in_front_of_gunicorn(compose):
+    proxy, web = compose["services"]["proxy"], compose["services"]["web"]
+    assert any("deploy/nginx.conf" in volume for volume in proxy["volumes"])
+    assert proxy["ports"] == ["8000:8000"] and "ports" not in web  # gunicorn is reached only through nginx
+    assert _nginx("proxy_pass") == "http://web" and _nginx("proxy_request_buffering") == "on"
+    words = _words(web["command"])
+    assert _gunicorn_option(words, "--forwarded-allow-ips") == "*"
+    assert "X-Forwarded-For" in (ROOT / "deploy" / "nginx.conf").read_text()
+    assert _env_values()["NUM_PROXIES"] == "1"
+
+
+def test_it_lets_the_largest_upload_through_within_every_timeout(compose):
+    """nginx accepts INGEST_MAX_UPLOAD_BYTES, and waits for gunicorn at least as long as gunicorn lets a
+    worker run; that is long enough to load the largest upload (about 3 million rows at over 300,000 rows/s,
+    README) on a busy server."""
+    limit = int(_env_values()["INGEST_MAX_UPLOAD_BYTES"])
+    timeout = int(_gunicorn_option(_words(compose["services"]["web"]["command"]), "--timeout"))
+    assert _size_bytes(_nginx("client_max_body_size")) >= limit
+    assert _seconds(_nginx("proxy_read_timeout")) >= timeout >= 120
+
+
+def test_it_creates_the_cache_table_before_serving(compose):
+    words = _words(compose["services"]["web"]["command"])
+    assert words.index("migrate") < words.index("createcachetable") < words.index("gunicorn")
+
+
+def _env_values() -> dict[str, str]:
+    lines = (line for line in (ROOT / ".env.example").read_text().splitlines() if "=" in line)
+    return dict(line.split("=", 1) for line in lines if not line.startswith("#"))

@@ -42,8 +42,23 @@ def test_it_answers_503_when_the_broker_is_down(client, broker_down):
     body = response.json()
     assert body["status"] == "unavailable"
     assert body["checks"]["database"]["ok"] is True
-    assert body["checks"]["broker"]["ok"] is False
-    assert body["checks"]["broker"]["error"]
+    assert body["checks"]["broker"] == {"ok": False, "error": "unavailable"}
+
+
+@pytest.mark.django_db
+def test_it_hides_internal_hosts_and_exception_text_from_anyone_but_staff(client, broker_down, django_user_model):
+    anonymous = client.get("/health").content.decode()
+    user = django_user_model.objects.create_user("plain", password="pw")
+    client.force_login(user)
+    logged_in = client.get("/health").content.decode()
+    user.is_staff = True
+    user.save()
+    staff = client.get("/health").json()
+
+    for body in (anonymous, logged_in):
+        assert "127.0.0.1" not in body and "Error" not in body and "broker_url" not in body
+    assert "127.0.0.1" in staff["checks"]["broker"]["error"]
+    assert "127.0.0.1" in staff["broker_url"]
 
 
 def test_it_only_answers_get(client):

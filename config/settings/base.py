@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from config.env import database_from_url, env, envbool, envint, envlist, envsecret
+from config.env import cache_from_url, database_from_url, env, envbool, envint, envlist, envsecret
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -13,7 +13,13 @@ SECRET_KEY = envsecret("SECRET_KEY")
 if not SECRET_KEY:
     from django.core.exceptions import ImproperlyConfigured
 
-    raise ImproperlyConfigured("SECRET_KEY (or SECRET_KEY_FILE) must be set")
+    raise ImproperlyConfigured(
+        "SECRET_KEY (or SECRET_KEY_FILE) must be set; ./run.sh writes one to var/local.env, which manage.py reads"
+    )
+if SECRET_KEY.startswith("change-me"):  # the .env.example placeholder: anyone could forge sessions with it
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("SECRET_KEY is still the .env.example placeholder; set a long random one")
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
 SITE_URL = env("SITE_URL", "http://127.0.0.1:8000")
@@ -73,6 +79,10 @@ DATABASES = {"default": database_from_url(env("DATABASE_URL", "postgres://postgr
 DATABASES["default"]["CONN_MAX_AGE"] = envint("DB_CONN_MAX_AGE", 60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Rate-limit counters must be shared by every web process, or each gunicorn worker counts on its own and a
+# limit of N lets through N times the workers: "db" (a PostgreSQL table made by `manage.py
+# createcachetable`), or "redis://host:port/db" (not the broker's database: clearing a cache empties it).
+CACHES = {"default": cache_from_url(env("CACHE_URL", "db"))}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -85,6 +95,21 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
+
+# --- HTTPS ---------------------------------------------------------------------
+# On by default outside DEBUG: the site is served over HTTPS, by the proxy in front of gunicorn. Cookies
+# go over HTTPS only, browsers are told to use HTTPS only (HSTS), and plain-HTTP requests are redirected
+# (except /health, which the container health check asks for over HTTP). ./run.sh sets HTTPS=false: it
+# serves plain HTTP on 127.0.0.1.
+HTTPS = envbool("HTTPS", not DEBUG)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31_536_000) if HTTPS else 0
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", HTTPS)
+SECURE_REDIRECT_EXEMPT = [r"^health$"]
+# The proxy terminates TLS and says so in X-Forwarded-Proto; it must overwrite what a client sends there.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / "var" / "static")))
@@ -117,6 +142,12 @@ INGEST_MAX_LABEL_VALUE_LENGTH = envint("INGEST_MAX_LABEL_VALUE_LENGTH", 200)
 # Rows and distinct series one API upload may hold (the command line streams files of any size).
 INGEST_MAX_ROWS = envint("INGEST_MAX_ROWS", 5_000_000)
 INGEST_MAX_SERIES = envint("INGEST_MAX_SERIES", 100_000)
+# The sweep (beat, every minute) sends again the asynchronous uploads queued longer than this (a broker
+# outage lost or refused their message) and takes back uploads processing longer than INGEST_STALE_SECONDS
+# (their worker or web process died): asynchronous ones are queued again, the others marked failed.
+# INGEST_STALE_SECONDS must exceed the task time limit and gunicorn's --timeout.
+INGEST_REQUEUE_SECONDS = envint("INGEST_REQUEUE_SECONDS", 300)
+INGEST_STALE_SECONDS = envint("INGEST_STALE_SECONDS", 3600)
 # A table row's external id (the column holds 200 characters).
 INGEST_MAX_EXTERNAL_ID_LENGTH = envint("INGEST_MAX_EXTERNAL_ID_LENGTH", 200)
 if not 1 <= INGEST_MIN_YEAR < INGEST_MAX_YEAR <= 9998:
@@ -212,6 +243,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     # One tick claims every detector whose own next_run_at is due (schedules are data, edited at run time).
     "dispatch-due-detectors": {"task": "detectors.tasks.dispatch_due", "schedule": envint("DISPATCH_TICK_SECONDS", 30)},
+    "requeue-stale-uploads": {"task": "ingestion.tasks.requeue_stale", "schedule": 60},
     "dispatch-due-forecasts": {
         "task": "forecasting.tasks.dispatch_due",
         "schedule": envint("DISPATCH_TICK_SECONDS", 30),

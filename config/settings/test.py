@@ -3,6 +3,10 @@
 import os
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
+# The test client speaks plain HTTP: tests/test_production_settings.py covers HTTPS.
+os.environ.setdefault("HTTPS", "false")
+# Each test clears the cache, many without a database: tests/test_shared_cache.py covers the shared one.
+os.environ.setdefault("CACHE_URL", "locmem")
 
 from config.settings.base import *  # noqa: E402,F403
 

@@ -7,7 +7,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from common.filters import IdFilter, IdFilterSet
+from common.filters import IdFilter, IdFilterSet, UtcIsoDateTimeFilter
 from common.pagination import NewestFirstCursorPagination
 from detectors import tasks
 from detectors.api.serializers import (
@@ -82,8 +82,8 @@ class DetectionRunViewSet(TeamScopedMixin, viewsets.ReadOnlyModelViewSet):
 
 
 class AnomalyFilter(IdFilterSet):
-    start = django_filters.IsoDateTimeFilter(field_name="start_ts", lookup_expr="gte")
-    end = django_filters.IsoDateTimeFilter(field_name="start_ts", lookup_expr="lt")
+    start = UtcIsoDateTimeFilter(field_name="start_ts", lookup_expr="gte")
+    end = UtcIsoDateTimeFilter(field_name="start_ts", lookup_expr="lt")
     min_score = django_filters.NumberFilter(field_name="score", lookup_expr="gte")
     dataset = IdFilter(method="filter_dataset")
 
@@ -107,7 +107,7 @@ class AnomalyViewSet(TeamScopedMixin, viewsets.ReadOnlyModelViewSet):
     team_field = "detector__dataset__team"  # predicted incidents: through their forecast config (get_queryset)
 
     def get_queryset(self):
-        return anomalies_for_user(user=self.request.user).select_related("series")
+        return anomalies_for_user(user=self.request.user).select_related("series").defer("state")
 
     filterset_class = AnomalyFilter
 

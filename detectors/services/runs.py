@@ -21,7 +21,7 @@ from detectors.selectors import detector_series_ids
 from detectors.services.scoring import chunk_score
 from detectors.services.tables import TableScore, table_score
 from ingestion.bulk import points_read_around
-from ingestion.models import DatasetKind
+from ingestion.models import DatasetKind, Series
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +78,18 @@ def run_execute(*, run: DetectionRun, series_ids: list[int] | None = None, progr
 
 def run_chunk(*, run_id: int, index: int, series_ids: list[int]) -> None:
     run = DetectionRun.objects.select_related("detector", "detector__dataset").get(pk=run_id)
-    if run.status not in (RunStatus.RUNNING, RunStatus.QUEUED):
-        return
+    if run.status not in (RunStatus.RUNNING, RunStatus.QUEUED) or index in run.done_chunks:
+        return  # a chunk redelivered after it was counted
+    # What the chunk stores and its counts commit together: a worker killed in between leaves neither, so
+    # the redelivered chunk counts the anomalies it stores (else they would exist but be counted by none).
+    with transaction.atomic():
+        done = _chunk_score_and_count(run, index, series_ids)
+    if done:
+        run_finish(run_id=run_id)
+
+
+def _chunk_score_and_count(run: DetectionRun, index: int, series_ids: list[int]) -> bool:
+    run_id = run.pk
     window = run.trigger in (RunTrigger.BACKFILL, RunTrigger.BACKTEST)  # else: new points since the cursors
     persist = run.trigger != RunTrigger.BACKTEST
     if run.detector.dataset.kind == DatasetKind.TABLE:
@@ -99,8 +109,7 @@ def run_chunk(*, run_id: int, index: int, series_ids: list[int]) -> None:
                                   anomaly_ids=outcome.resolved_ids)  # fmt: skip
         signals.send_after_commit(signals.incident_escalated, sender=DetectionRun, run_id=run_id,
                                   anomaly_ids=outcome.escalated_ids)  # fmt: skip
-    if done:
-        run_finish(run_id=run_id)
+    return done
 
 
 def _backtest_events(outcome) -> list[dict]:
@@ -301,16 +310,56 @@ def realtime_mark_pending(*, dataset_id: int, series_ids: list[int]) -> list[int
 
 
 def realtime_score_pending(*, detector_id: int) -> DetectionRun | None:
-    """Score what arrived for the detector's pending series since their cursors."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {SeriesCursor._meta.db_table} SET pending = false "
-            "WHERE detector_id = %s AND pending RETURNING series_id",
-            [detector_id],
-        )
-        series_ids = [row[0] for row in cursor.fetchall()]
-    if not series_ids:
+    """Score what arrived for the detector's pending series since their cursors.
+
+    The pending flags stay set while scoring, so a crash (even a killed worker) leaves the work for the
+    redelivered task or the next wake-up; they are cleared after the run, unless more points came meanwhile.
+    """
+    claimed = realtime_claim(detector_id=detector_id)
+    if not claimed:
         return None
     detector = Detector.objects.select_related("dataset").get(pk=detector_id)
-    run = run_create(detector=detector, trigger=RunTrigger.REALTIME)
-    return run_execute(run=run, series_ids=series_ids)
+    run = run_execute(run=run_create(detector=detector, trigger=RunTrigger.REALTIME), series_ids=list(claimed))
+    if realtime_clear_pending(detector_id=detector_id, claimed=claimed):
+        from detectors import tasks
+
+        tasks.wake_realtime([detector_id])  # points landed while this run scored: they wake no task of their own
+    return run
+
+
+def realtime_pending_detectors() -> list[int]:
+    """Enabled realtime detectors with series still pending."""
+    pending = SeriesCursor.objects.filter(pending=True, detector__realtime=True, detector__enabled=True)
+    return list(pending.values_list("detector_id", flat=True).distinct().order_by("detector_id"))
+
+
+def realtime_claim(*, detector_id: int) -> dict[int, tuple]:
+    """The pending series, each with its latest point and late-points mark as they are now."""
+    rows = SeriesCursor.objects.filter(detector_id=detector_id, pending=True).values_list(
+        "series_id", "series__last_ts", "rescore_from"
+    )
+    return {sid: (last_ts, rescore_from) for sid, last_ts, rescore_from in rows}
+
+
+def realtime_clear_pending(*, detector_id: int, claimed: dict[int, tuple]) -> list[int]:
+    """Clear the flags of the claimed series that got no new point and no new late point since the claim;
+    returns the series still pending."""
+    ids = list(claimed)
+    table = SeriesCursor._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {table} c SET pending = false
+            FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS u(series_id, last_ts, rescore_from),
+                {Series._meta.db_table} s
+            WHERE c.detector_id = %s AND c.series_id = u.series_id AND s.id = u.series_id AND c.pending
+              AND s.last_ts IS NOT DISTINCT FROM u.last_ts
+              AND (c.rescore_from IS NULL OR c.rescore_from IS NOT DISTINCT FROM u.rescore_from)
+            """,
+            [ids, [claimed[i][0] for i in ids], [claimed[i][1] for i in ids], detector_id],
+        )
+        cursor.execute(
+            f"SELECT series_id FROM {table} WHERE detector_id = %s AND series_id = ANY(%s) AND pending",
+            [detector_id, ids],
+        )
+        return [row[0] for row in cursor.fetchall()]

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 # name -> "module:function"; each function takes the parsed options and returns (report lines, figures).
 BENCHMARKS = {
+    "api": "detectors.api_benchmark:bench_api",
     "ingest": "ingestion.benchmarks:bench_ingest",
     "nab": "detectors.benchmarks:bench_nab",
     "detect": "detectors.benchmarks:bench_detect",
