@@ -38,6 +38,7 @@ from feedback.selectors import queue_candidates
 SEVERITY_WEIGHT = {"low": 1.0, "medium": 1.5, "high": 2.0, "critical": 2.5}
 SAME_DETECTOR_DISCOUNT = 0.25  # the n-th incident of one detector weighs 1 / (1 + 0.25 (n - 1))
 CANDIDATES = 500
+CLAIM_ROUNDS = 3  # rows claimed by someone else meanwhile are replaced by the next free ones
 
 
 def queue_ordered(*, user, **filters):
@@ -74,25 +75,31 @@ def queue_claim(*, user, limit: int = 20, **filters) -> list[Anomaly]:
     taken = ReviewClaim.objects.filter(expires_at__gt=now).exclude(user=user).values("anomaly_id")
     position = Func(Value(ordered, output_field=ArrayField(BigIntegerField())), F("pk"), function="array_position",
                     output_field=IntegerField())  # fmt: skip
+    mine: list[int] = []
     with transaction.atomic():
-        # Window functions and FOR UPDATE don't mix: lock in a second statement the first `limit` free rows in
-        # queue order, skipping the ones another analyst is claiming right now (only `limit` of them: locking
+        # Window functions and FOR UPDATE don't mix: lock in a second statement the first free rows in queue
+        # order, skipping the ones another analyst is claiming right now (only as many as needed: locking
         # every candidate would leave an analyst claiming at the same moment an empty page). Then drop the
-        # ones whose claim committed after that statement's snapshot (a fresh statement sees it).
-        locked = list(
-            Anomaly.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(pk__in=ordered).exclude(pk__in=taken)
-            .annotate(position=position).order_by("position").values_list("pk", flat=True)[:limit]
-        )  # fmt: skip
-        meanwhile = set(
-            ReviewClaim.objects.filter(anomaly_id__in=locked, expires_at__gt=now)
-            .exclude(user=user).values_list("anomaly_id", flat=True)
-        )  # fmt: skip
-        mine = [pk for pk in locked if pk not in meanwhile]
+        # ones whose claim committed after that statement's snapshot (a fresh statement sees it), and try
+        # again for as many, since the rows after them are free.
+        for _ in range(CLAIM_ROUNDS):
+            locked = list(
+                Anomaly.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(pk__in=ordered).exclude(pk__in=taken).exclude(pk__in=mine)
+                .annotate(position=position).order_by("position").values_list("pk", flat=True)[: limit - len(mine)]
+            )  # fmt: skip
+            meanwhile = set(
+                ReviewClaim.objects.filter(anomaly_id__in=locked, expires_at__gt=now)
+                .exclude(user=user).values_list("anomaly_id", flat=True)
+            )  # fmt: skip
+            mine += [pk for pk in locked if pk not in meanwhile]
+            if not meanwhile or len(mine) >= limit:
+                break
         ReviewClaim.objects.bulk_create(
             [ReviewClaim(anomaly_id=pk, user=user, expires_at=expires) for pk in mine],
             update_conflicts=True, unique_fields=["anomaly"], update_fields=["user", "expires_at"],
         )  # fmt: skip
+        mine.sort(key=ordered.index)
     found = Anomaly.objects.filter(pk__in=mine).select_related("detector__dataset", "series", "record", "model_version")
     by_pk = {a.pk: a for a in found}
     return [by_pk[pk] for pk in mine if pk in by_pk]
