@@ -22,7 +22,8 @@ def exception_handler(exc, context):
         body = {"detail": "The database is unavailable; nothing of this request was stored. Retry shortly."}
         return Response(body, status=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)})
     if isinstance(exc, ApplicationError):
-        return Response({"detail": exc.message, **exc.extra}, status=exc.status)
+        retry = {"Retry-After": str(DATABASE_RETRY_AFTER_S)} if exc.status == 503 else None
+        return Response({"detail": exc.message, **exc.extra}, status=exc.status, headers=retry)
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
         exc = exceptions.ValidationError(detail)

@@ -41,3 +41,18 @@ def send_or_defer(task, args: tuple, **options) -> bool:
         logger.warning("broker unreachable; the sweep will send it", extra={"task": task.name, "error": str(exc)})
         return False
     return True
+
+
+def send_chunk(task, args: tuple, queue: str | None, *, fail_run) -> None:
+    """Send a run's chunk (args start with the run id). With the broker away the run fails visibly and the
+    caller is told to retry: a 503, not a 500 and a run left running."""
+    from common.exceptions import ApplicationError
+
+    try:
+        task.apply_async(args, queue=queue)
+    except (BrokerUnreachable, ConnectionError) as exc:
+        fail_run(run_id=args[0], error=f"the broker is unavailable: {exc}")
+        raise ApplicationError(
+            "The task broker is unavailable; the run was not started (it is marked failed). Retry shortly.",
+            status=503,
+        ) from exc

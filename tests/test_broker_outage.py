@@ -130,3 +130,17 @@ def test_it_stores_uploads_while_the_broker_is_down_and_catches_up_when_it_retur
     anomaly = Anomaly.objects.get(detector=detector)
     assert anomaly.peak_ts.isoformat().startswith("2024-01-22T08:00")
     assert DetectionRun.objects.filter(detector=detector, trigger=RunTrigger.REALTIME).count() >= 2
+
+
+def test_a_run_asked_for_while_the_broker_is_down_is_a_503_and_a_failed_run(team, owner_client):
+    redis = PrivateRedis()
+    redis.start()
+    dataset = dataset_with_series(team, [series_frame(n=300)])
+    detector = detector_create(dataset=dataset, name="d", algorithm="zscore")
+    with app_broker(redis.url):
+        redis.stop()
+        response = owner_client.post(f"/api/v1/detectors/{detector.pk}/run", {}, format="json")
+    assert response.status_code == 503 and response["Retry-After"]
+    assert "broker" in response.json()["detail"]
+    run = DetectionRun.objects.get(detector=detector)
+    assert run.status == "failed" and "broker" in run.error

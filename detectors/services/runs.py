@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from common.exceptions import ApplicationError
+from common.tasks import send_chunk
 from detectors import signals
 from detectors.models import Anomaly, DetectionRun, Detector, ReviewStatus, RunStatus, RunTrigger, SeriesCursor
 from detectors.selectors import detector_series_ids
@@ -61,8 +62,9 @@ def run_enqueue(*, run: DetectionRun, series_ids: list[int] | None = None, queue
     from detectors import tasks
 
     for index, chunk in enumerate(run_plan(run=run, series_ids=series_ids)):
-        send = lambda args=(run.pk, index, chunk): tasks.score_chunk.apply_async(args, queue=queue)  # noqa: E731
-        transaction.on_commit(send)
+        transaction.on_commit(
+            lambda args=(run.pk, index, chunk): send_chunk(tasks.score_chunk, args, queue, fail_run=run_fail)
+        )
     return run
 
 

@@ -14,6 +14,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from common.exceptions import ApplicationError
+from common.tasks import send_chunk
 from forecasting.models import ForecastConfig, ForecastRun, RunStatus, RunTrigger
 from forecasting.selectors import config_series_ids
 from forecasting.services.configs import model_version_current
@@ -70,8 +71,9 @@ def run_enqueue(*, run: ForecastRun, queue: str | None = None) -> ForecastRun:
     from forecasting import tasks
 
     for index, chunk in enumerate(run_plan(run=run)):
-        send = lambda args=(run.pk, index, chunk): tasks.forecast_chunk.apply_async(args, queue=queue)  # noqa: E731
-        transaction.on_commit(send)
+        transaction.on_commit(
+            lambda args=(run.pk, index, chunk): send_chunk(tasks.forecast_chunk, args, queue, fail_run=run_fail)
+        )
     return run
 
 
