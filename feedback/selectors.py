@@ -24,20 +24,35 @@ def analyst_labels(*, detector_id: int) -> QuerySet[Label]:
     return Label.objects.filter(detector_id=detector_id, current=True, source=LabelSource.ANALYST)
 
 
-def false_positive_match(*, anomaly: Anomaly) -> Label | None:
-    """The analyst's false-positive label whose incident is near-identical to this one (same detector and
-    series, same shape and direction, similar size and length), or None."""
-    if anomaly.kind != IncidentKind.OBSERVED or anomaly.series_id is None:
-        return None
+def false_positives(*, anomalies: list[Anomaly]) -> dict[tuple[int, int], list[Label]]:
+    """{(detector, series): the analysts' false-positive labels in force there, newest first}, one query."""
     labels = (
-        analyst_labels(detector_id=anomaly.detector_id)
-        .filter(series_id=anomaly.series_id, verdict=Verdict.FALSE_POSITIVE, anomaly__isnull=False)
-        .exclude(anomaly_id=anomaly.pk)
+        Label.objects.filter(
+            detector_id__in={a.detector_id for a in anomalies}, series_id__in={a.series_id for a in anomalies},
+            current=True, source=LabelSource.ANALYST, verdict=Verdict.FALSE_POSITIVE, anomaly__isnull=False,
+        )
         .select_related("anomaly")
         .order_by("-created_at")
-    )
+    )  # fmt: skip
+    out: dict[tuple[int, int], list[Label]] = {}
+    for label in labels:
+        out.setdefault((label.detector_id, label.series_id), []).append(label)
+    return out
+
+
+def false_positive_match(*, anomaly: Anomaly, labels: dict | None = None) -> Label | None:
+    """The analyst's false-positive label whose incident is near-identical to this one (same detector and
+    series, same shape and direction, similar size and length), or None. `labels`: `false_positives` of a
+    batch of incidents, read once for all of them."""
+    if anomaly.kind != IncidentKind.OBSERVED or anomaly.series_id is None:
+        return None
+    labels = false_positives(anomalies=[anomaly]) if labels is None else labels
     mine = signature_of(anomaly)
-    return next((label for label in labels if near_identical(mine, signature_of(label.anomaly))), None)
+    return next(
+        (label for label in labels.get((anomaly.detector_id, anomaly.series_id), [])
+         if label.anomaly_id != anomaly.pk and near_identical(mine, signature_of(label.anomaly))),
+        None,
+    )  # fmt: skip
 
 
 def similar_labelled(*, anomaly: Anomaly, limit: int = 3, candidates: int = 500) -> list[tuple[Label, float]]:

@@ -164,17 +164,10 @@ def model_version_rebaseline(*, detector: Detector, series_id: int, since: datet
     With fewer than MIN_TRAINING_POINTS points since then, the latest MIN_TRAINING_POINTS are used (the
     new level and the little before it). None when the series has too few points at all.
     """
-    from ingestion.models import Series
-
-    latest = Series.objects.filter(pk=series_id).values_list("last_ts", flat=True).first()
-    if latest is None:
-        return None
-    newer = points_read_around(series_ids=[series_id], starts=[since], history=0).split()
-    ts_us, _ = newer.get(series_id, (np.empty(0, np.int64), None))
-    history = 0 if len(ts_us) >= MIN_TRAINING_POINTS else MIN_TRAINING_POINTS - len(ts_us)
-    arrays = points_read_around(series_ids=[series_id], starts=[since], history=history).split()
+    arrays = points_read_around(series_ids=[series_id], starts=[since], history=MIN_TRAINING_POINTS).split()
     ts_us, values = arrays.get(series_id, (np.empty(0, np.int64), np.empty(0)))
-    ts_us, values = ts_us[-detector.training_points :], values[-detector.training_points :]
+    first = min(int(np.searchsorted(ts_us, since.timestamp() * 1e6)), max(len(ts_us) - MIN_TRAINING_POINTS, 0))
+    ts_us, values = ts_us[first:][-detector.training_points :], values[first:][-detector.training_points :]
     if len(ts_us) < MIN_TRAINING_POINTS:
         return None
     fitted = algorithm_fit(detector=detector, values=values, timestamps=timestamps_from_us(ts_us))

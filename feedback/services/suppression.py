@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from detectors.models import Anomaly, IncidentKind, ReviewStatus
 from feedback.models import Label, LabelSource, Verdict
-from feedback.selectors import false_positive_match
+from feedback.selectors import false_positive_match, false_positives
 
 
 def suppress_repeats(*, anomaly_ids: list[int]) -> list[int]:
@@ -21,8 +21,9 @@ def suppress_repeats(*, anomaly_ids: list[int]) -> list[int]:
     fresh = Anomaly.objects.filter(
         pk__in=anomaly_ids, kind=IncidentKind.OBSERVED, review_status=ReviewStatus.UNREVIEWED
     )
-    candidates = [a for a in fresh.filter(detector__labels__verdict=Verdict.FALSE_POSITIVE).distinct()]
-    matches = [(a, false_positive_match(anomaly=a)) for a in candidates]
+    candidates = list(fresh)
+    labels = false_positives(anomalies=candidates)
+    matches = [(a, false_positive_match(anomaly=a, labels=labels)) for a in candidates]
     matches = [(a, label) for a, label in matches if label is not None]
     if not matches:
         return []
