@@ -111,7 +111,7 @@ class Reference:
             "flat_spread": None if self.flat_spread is None else self.flat_spread.tolist(),
             "repeats_rare": self.repeats_rare.tolist(),
             "slope": None if self.slope is None else self.slope.tolist(), "anchor": self.anchor,
-            "tails": None if self.tails is None else np.where(np.isfinite(self.tails), self.tails, None).tolist(),
+            "tails": None if self.tails is None else np.nan_to_num(self.tails, nan=-1.0).tolist(),  # -1: unknown
             "noisy_step": None if self.noisy_step is None else self.noisy_step.tolist(),
         }  # fmt: skip
 
@@ -123,7 +123,7 @@ class Reference:
             growth=np.array(state["growth"], dtype=bool), flat_spread=None if flat is None else np.array(flat, float),
             repeats_rare=np.array(state["repeats_rare"], dtype=bool),
             slope=None if slope is None else np.array(slope, dtype=float), anchor=float(state.get("anchor", 0.0)),
-            tails=None if tails is None else np.array(tails, dtype=float),
+            tails=None if tails is None else np.where(np.array(tails, dtype=float) < 0, np.nan, tails),
             noisy_step=None if state.get("noisy_step") is None else np.array(state["noisy_step"], dtype=float),
         )  # fmt: skip
 
@@ -245,9 +245,10 @@ def _scale_curve(x: np.ndarray, onset: int, m: int, anchor: float) -> tuple[np.n
                 errors, slope = trended, float(_slopes(x, np.array([onset]), m, lag)[0])
         for b, (lo, hi) in enumerate(zip(LEAD_BUCKETS[:-1], LEAD_BUCKETS[1:], strict=True)):
             bucket = errors[:, lo:hi]
-            if np.isfinite(bucket).sum() >= MIN_BUCKET_ERRORS:
-                curve[lo:hi] = _robust_spread(bucket.ravel())
-                tails[b] = np.nanquantile(np.abs(bucket), 1 - np.array(TAIL_P))
+            bucket = bucket[np.isfinite(bucket)]
+            if len(bucket) >= MIN_BUCKET_ERRORS:
+                curve[lo:hi] = _robust_spread(bucket)
+                tails[b] = np.quantile(np.abs(bucket), 1 - np.array(TAIL_P))
     known = np.isfinite(curve)
     if not known.any():  # too little history (or too many gaps) to measure errors by lead: one spread
         history = x[:onset][np.isfinite(x[:onset])]
