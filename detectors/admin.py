@@ -9,7 +9,7 @@ from django.utils.safestring import mark_safe
 from common.exceptions import ApplicationError
 from detectors import tasks
 from detectors.models import Anomaly, DetectionRun, Detector, ModelStatus, ModelVersion, RunTrigger
-from detectors.selectors import detector_plot_data, detector_series_ids
+from detectors.selectors import detector_entities, detector_plot_data
 from detectors.services import configs, modelling, runs
 from ingestion.admin import LargeTableAdmin
 from ingestion.models import Series
@@ -78,7 +78,8 @@ class DetectorAdmin(TeamScopedAdmin, admin.ModelAdmin):
     def plots(self, obj: Detector) -> str:
         if obj.pk is None:
             return "-"
-        series_ids = detector_series_ids(detector=obj)[:PLOTTED_SERIES]
+        # With joint metrics an entity's incidents live on its lead: plot the leads.
+        series_ids = [entity.lead for entity in detector_entities(detector=obj)][:PLOTTED_SERIES]
         if not series_ids:
             return "No series match this detector yet."
         svgs = []
@@ -177,7 +178,10 @@ class AnomalyAdmin(TeamScopedAdmin, LargeTableAdmin):
 
     @admin.display(description="Series or record")
     def what(self, obj: Anomaly) -> str:
-        return str(obj.series) if obj.series_id else f"record {obj.record_id}"
+        if not obj.series_id:
+            return f"record {obj.record_id}"
+        together = [m["metric"] for m in (obj.explanation or {}).get("series", [])[1:]]
+        return f"{obj.series} with {', '.join(together)}" if together else str(obj.series)
 
     @admin.display(description="What happened")
     def summary(self, obj: Anomaly) -> str:

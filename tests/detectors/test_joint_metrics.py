@@ -265,3 +265,43 @@ def test_the_admin_form_refuses_a_single_series_algorithm(client, owner, team):
     assert response.status_code == 200  # the form again, with the error
     assert "needs a multivariate algorithm" in response.content.decode()
     assert not dataset.detectors.exists()
+
+
+def test_the_admin_api_and_review_queue_show_the_entitys_incident(
+    watched, hosts_with_relation_fault, owner, owner_client
+):
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    dataset, joint, _ = watched
+    load(dataset, frame({"a": host_metrics(1, fault="level"), "b": hosts_with_relation_fault["b"]}, slice(TRAIN, N)))
+    run(joint)
+    cpu_a = series(dataset, "a", "cpu")
+    incident = in_fault(joint, cpu_a).get()
+
+    listed = owner_client.get("/api/v1/anomalies", {"detector": joint.pk}).json()["results"]
+    shown = next(a for a in listed if a["id"] == incident.pk)
+    assert shown["metric"] == "cpu" and "mem" in shown["explanation"]["columns"]
+
+    staff = Client()
+    staff.force_login(get_user_model().objects.create_superuser("root", "root@example.com", "pw"))
+    detector_page = staff.get(f"/admin/detectors/detector/{joint.pk}/change/").content.decode()
+    assert "<svg" in detector_page and "cpu{host=a}" in detector_page
+    anomalies_page = staff.get("/admin/detectors/anomaly/").content.decode()
+    assert "cpu{host=a} with mem" in anomalies_page
+
+    analyst = Client()
+    analyst.force_login(owner)
+    item = analyst.get(f"/review/{incident.pk}/").content.decode()
+    assert "Scored together: cpu, mem" in item and "<b>mem</b>" in item
+
+
+def test_a_backfill_scores_the_entity_with_a_model_fitted_before_its_window(team, hosts_with_relation_fault):
+    dataset = make_dataset(team)
+    load(dataset, frame(hosts_with_relation_fault, slice(0, N)))
+    joint = detector_create(dataset=dataset, name="joint", algorithm="auto", joint_metrics=True)
+    runs.run_execute(run=runs.run_create(detector=joint, trigger=RunTrigger.BACKFILL, start=TS[TRAIN]))
+
+    incident = in_fault(joint, series(dataset, "a", "cpu")).get()
+    assert [m["metric"] for m in incident.explanation["series"]] == ["cpu", "mem"]
+    assert not Anomaly.objects.filter(detector=joint, series__metric="mem").exists()
