@@ -133,7 +133,8 @@ def chunk_score(
             result = SeriesScore(series_id=lead, error=f"{type(exc).__name__}: {exc}")
         # A new model is stored when the series has none or it is stale (algorithm, params or members
         # changed); a refit for a backfill over a series that has a current model stays temporary.
-        if result.new_model is not None and not (persist and not current[lead]):
+        keep_new = persist and not current[lead]
+        if result.new_model is not None and not keep_new:
             result.new_model = None
         results.append(result)
     outcome = ChunkScore(series=results)
@@ -393,8 +394,10 @@ def _cursor_starts(detector: Detector, entities: list[Entity]) -> list[datetime 
     latest = dict(Series.objects.filter(pk__in=[e.lead for e in entities]).values_list("pk", "last_ts"))
     starts = []
     for entity in entities:
-        known = [cursors[sid] for sid in entity.members if sid in cursors]
-        scored_until, rescore_from = cursors.get(entity.lead) or max(known, default=(None, None), key=_cursor_key)
+        scored_until, rescore_from = cursors.get(entity.lead, (None, None))
+        if scored_until is None:  # a new lead carries on from the member that led before, if any
+            known = [cursors[sid] for sid in entity.members if sid in cursors]
+            scored_until, rescore_from = max(known, default=(None, rescore_from), key=_cursor_key)
         start = _after(scored_until or latest.get(entity.lead))
         starts.append(min(start, rescore_from) if rescore_from is not None and start is not None else start)
     return starts

@@ -45,12 +45,13 @@ def host_metrics(seed, fault=None):
 
 
 def frame(hosts, rows, metrics=("cpu", "mem")):
-    labels = lambda host: [{"host": host}] * len(TS[rows])  # noqa: E731
-    parts = [
-        pd.DataFrame({"metric": metric, "ts": TS[rows], "value": values[metric][rows], "labels": labels(host)})
-        for host, values in hosts.items()
-        for metric in metrics
-    ]
+    """Long rows of the given hosts' metrics over `rows`, labelled {host: ...}."""
+    parts = []
+    for host, values in hosts.items():
+        for metric in metrics:
+            part = pd.DataFrame({"metric": metric, "ts": TS[rows], "value": values[metric][rows]})
+            part["labels"] = [{"host": host}] * len(part)
+            parts.append(part)
     return pd.concat(parts, ignore_index=True)
 
 
@@ -305,3 +306,18 @@ def test_a_backfill_scores_the_entity_with_a_model_fitted_before_its_window(team
     incident = in_fault(joint, series(dataset, "a", "cpu")).get()
     assert [m["metric"] for m in incident.explanation["series"]] == ["cpu", "mem"]
     assert not Anomaly.objects.filter(detector=joint, series__metric="mem").exists()
+
+
+def test_a_new_metric_that_sorts_first_becomes_the_lead_and_carries_on(watched, hosts_with_relation_fault):
+    dataset, joint, _ = watched
+    host_a = hosts_with_relation_fault["a"]
+    with_bytes = {"a": {**host_a, "bytes": host_a["cpu"] * 3}}  # "bytes" sorts before "cpu"
+    load(dataset, frame(with_bytes, slice(0, TRAIN + 20), metrics=["bytes"]))
+    load(dataset, frame(hosts_with_relation_fault, slice(TRAIN, TRAIN + 20)))
+    outcome = run(joint)
+
+    new_lead = series(dataset, "a", "bytes")
+    model = ModelVersion.objects.get(detector=joint, series=new_lead, status=ModelStatus.ACTIVE)
+    assert model.state["metrics"] == ["bytes", "cpu", "mem"]
+    assert outcome.points_scored == 20 * 3 + 20 * 2  # host a from the former lead's cursor on; host b as before
+    assert SeriesCursor.objects.get(detector=joint, series=new_lead).scored_until == TS[TRAIN + 19]
