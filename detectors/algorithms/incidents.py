@@ -4,7 +4,10 @@ Normal is frozen at the alarm row ``s`` from the rows before it (already cleaned
 per column:
 
 - reference: with a seasonal period ``m``, the median of the same phase in the last ``REFERENCE_CYCLES``
-  cycles, repeated; without one, the median of the last ``LEVEL_ROWS`` rows;
+  cycles, repeated; without one, the median of the last ``LEVEL_ROWS`` rows. On a column that trends, the
+  reference goes on with the trend: its slope is the median change per row over the stretch before ``s``
+  (seasonal differences with a period), and it is used when, frozen at earlier rows, the trended reference
+  foretold what followed clearly better than the flat one (so a trend that continues is not a fault);
 - spread: the robust spread of that reference's errors, measured on the stretch before ``s`` by freezing it
   at earlier rows, as a function of the lead time (so the band of a series that wanders widens the longer
   the incident lasts, and that of a stationary series does not);
@@ -27,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import special
 
 from .rolling import IQR_TO_SIGMA, scale_floor
 
@@ -36,7 +40,16 @@ SCALE_ROWS = 400  # the stretch before the alarm whose spread tells what "flat" 
 MAX_LEAD = 400  # the reference's errors are measured at leads up to this many rows
 LEAD_BUCKETS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 400)
 ORIGIN_STEP = 5
+HISTORY_ROWS = 10_000  # the frozen reference's errors are measured at origins over this many rows before the alarm
+MAX_ORIGINS = 300  # at most this many origins (evenly spaced, at least ORIGIN_STEP apart)
 MIN_BUCKET_ERRORS = 10
+SLOPE_ROWS = 100  # without a period, the slope is the median change over LEVEL_ROWS across this many rows
+# A column's distance from its reference counts as evidence only as far as distances that large were rare at
+# that lead before the alarm: the errors' upper quantiles at these tail probabilities are kept per lead bucket.
+# A column that often steps to a new level and stays (a state, a mode) then cannot hold an incident open.
+TAIL_P = (0.5, 0.3, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005)
+TAIL_Z = tuple(float(special.ndtri(1 - p / 2)) for p in TAIL_P)  # the |z| a normal error exceeds that often
+TREND_GAIN = 0.8  # a trended reference is used when its errors are at most this share of the flat one's
 EVIDENCE_CAP = 10.0
 EVIDENCE_OFFSET = 1.8  # E|r| = 0.8 for normal rows, so each adds about -1
 FLAT_WINDOW = 10
@@ -59,6 +72,9 @@ class Reference:
     growth: np.ndarray  # (d,) whether that spread kept growing with the lead (then it grows on beyond)
     flat_spread: np.ndarray | None  # (d,) rows whose recent spread is below this are flat; None: never
     repeats_rare: np.ndarray  # (d,) whether exact repeats were rare before the onset (then a repeat is stuck)
+    slope: np.ndarray | None = None  # (d,) change per row of a trending column (None or 0: no trend)
+    anchor: float = 0.0  # rows from the profile's centre to the onset (where the trend is measured from)
+    tails: np.ndarray | None = None  # (lead buckets, TAIL_P, d) upper quantiles of |error| (NaN: not measured)
 
     @property
     def scale(self) -> np.ndarray:
@@ -66,7 +82,10 @@ class Reference:
         return self.scales[0]
 
     def values(self, rows: np.ndarray) -> np.ndarray:
-        return self.profile[(rows - self.onset) % len(self.profile)]
+        out = self.profile[(rows - self.onset) % len(self.profile)]
+        if self.slope is None or not self.slope.any():
+            return out
+        return out + (np.asarray(rows) - self.onset + self.anchor)[:, None] * self.slope
 
     def to_state(self) -> dict[str, Any]:
         """JSON-safe arrays (the onset row is the caller's to keep)."""
@@ -74,15 +93,19 @@ class Reference:
             "profile": self.profile.tolist(), "scales": self.scales.tolist(), "growth": self.growth.tolist(),
             "flat_spread": None if self.flat_spread is None else self.flat_spread.tolist(),
             "repeats_rare": self.repeats_rare.tolist(),
+            "slope": None if self.slope is None else self.slope.tolist(), "anchor": self.anchor,
+            "tails": None if self.tails is None else np.where(np.isfinite(self.tails), self.tails, None).tolist(),
         }  # fmt: skip
 
     @classmethod
     def from_state(cls, state: dict[str, Any], onset: int) -> Reference:
-        flat = state.get("flat_spread")
+        flat, slope, tails = state.get("flat_spread"), state.get("slope"), state.get("tails")
         return cls(
             onset=onset, profile=np.array(state["profile"], dtype=float), scales=np.array(state["scales"], dtype=float),
             growth=np.array(state["growth"], dtype=bool), flat_spread=None if flat is None else np.array(flat, float),
             repeats_rare=np.array(state["repeats_rare"], dtype=bool),
+            slope=None if slope is None else np.array(slope, dtype=float), anchor=float(state.get("anchor", 0.0)),
+            tails=None if tails is None else np.array(tails, dtype=float),
         )  # fmt: skip
 
     def spread(self, rows: np.ndarray) -> np.ndarray:
@@ -93,6 +116,21 @@ class Reference:
         if beyond.any():
             factor = np.sqrt(lead[beyond] / (MAX_LEAD - 1))[:, None]
             out[beyond] = np.where(self.growth, out[beyond] * factor, out[beyond])
+        return out
+
+    def surprise(self, rows: np.ndarray, distance: np.ndarray) -> np.ndarray:
+        """(len(rows), d) the most a distance (in scales) can count, given how often errors that large came
+        at the same lead before the onset: unbounded beyond anything seen, else the normal |z| of that rate."""
+        out = np.full(distance.shape, np.inf)
+        if self.tails is None:
+            return out
+        bucket = np.clip(np.searchsorted(LEAD_BUCKETS, rows - self.onset, side="right") - 1, 0, len(self.tails) - 1)
+        tails = self.tails[bucket]  # (rows, P, d)
+        error = (distance * self.spread(rows))[:, None, :]
+        below = (tails < error * (1 - 1e-9)).sum(axis=1)  # quantiles the error exceeds
+        known = np.isfinite(tails).all(axis=1)
+        capped = known & (below < len(TAIL_P))
+        out[capped] = np.array(TAIL_Z)[below[capped]]
         return out
 
 
@@ -123,24 +161,33 @@ class Extent:
 def frozen_reference(x: np.ndarray, onset: int, period: int) -> Reference:
     """Normal behaviour of ``x`` (n, d) as seen from the rows before ``onset``."""
     m = period if period >= 2 and onset >= 2 * period else 0
-    profile = _profile(x, onset, m)
-    curves = [_scale_curve(x[:, c], onset, m) for c in range(x.shape[1])]
-    scales = np.column_stack([curve for curve, _ in curves])
-    growth = np.array([grows for _, grows in curves])
+    profile, anchor = _profile(x, onset, m)
+    curves = [_scale_curve(x[:, c], onset, m, anchor) for c in range(x.shape[1])]
+    scales = np.column_stack([curve for curve, _, _, _ in curves])
+    growth = np.array([grows for _, grows, _, _ in curves])
+    slope = np.array([slope for _, _, slope, _ in curves])
+    tails = np.stack([tails for _, _, _, tails in curves], axis=-1)
     flat_spread = _flat_spread(x, onset, scales[0])
-    return Reference(onset, profile, scales, growth, flat_spread, repeats_rare=_repeats_rare(x, onset))
+    return Reference(
+        onset, profile, scales, growth, flat_spread, repeats_rare=_repeats_rare(x, onset), slope=slope, anchor=anchor,
+        tails=tails,
+    )  # fmt: skip
 
 
-def _profile(x: np.ndarray, t: int, m: int) -> np.ndarray:
+def _profile(x: np.ndarray, t: int, m: int) -> tuple[np.ndarray, float]:
+    """(the repeating profile, how many rows its centre lies before ``t``)."""
     if m:
         cycles = min(REFERENCE_CYCLES, t // m)
         stacked = np.stack([x[t - c * m : t - c * m + m] for c in range(1, cycles + 1)])
-        return np.median(stacked, axis=0)
-    return np.median(x[max(0, t - LEVEL_ROWS) : max(t, 1)], axis=0, keepdims=True)
+        return np.median(stacked, axis=0), (cycles + 1) / 2 * m
+    rows = min(LEVEL_ROWS, max(t, 1))
+    return np.median(x[max(0, t - LEVEL_ROWS) : max(t, 1)], axis=0, keepdims=True), (rows + 1) / 2
 
 
-def _scale_curve(x: np.ndarray, onset: int, m: int) -> tuple[np.ndarray, bool]:
-    """(spread of the frozen reference's errors at each lead 0..MAX_LEAD-1, whether it grows with the lead).
+def _scale_curve(x: np.ndarray, onset: int, m: int, anchor: float) -> tuple[np.ndarray, bool, float, np.ndarray]:
+    """(spread of the frozen reference's errors at each lead 0..MAX_LEAD-1, whether it grows with the lead,
+    the reference's slope per row: 0 unless a trended reference foretold the rows before ``onset`` better,
+    the upper quantiles of |error| per lead bucket at TAIL_P).
 
     Measured before ``onset``: the reference is frozen at earlier origins and compared with what followed.
     Spreads are pooled over lead buckets, never shrink with the lead, and never fall below the data's floor.
@@ -148,19 +195,29 @@ def _scale_curve(x: np.ndarray, onset: int, m: int) -> tuple[np.ndarray, bool]:
     """
     floor = scale_floor(x[:onset]) if onset else 1e-9
     first_origin = REFERENCE_CYCLES * m if m else LEVEL_ROWS // 2
-    origins = np.arange(max(first_origin, onset - 2 * MAX_LEAD), onset, ORIGIN_STEP)
+    lo = max(first_origin, onset - HISTORY_ROWS)
+    origins = np.arange(lo, onset, max(ORIGIN_STEP, (onset - lo) // MAX_ORIGINS))
     curve = np.full(MAX_LEAD, np.nan)
+    tails = np.full((len(LEAD_BUCKETS) - 1, len(TAIL_P)), np.nan)
+    slope = 0.0
     if len(origins) >= 3:
         errors = _reference_errors(x, origins, onset, m)
-        for lo, hi in zip(LEAD_BUCKETS[:-1], LEAD_BUCKETS[1:], strict=True):
+        slopes = _slopes(x, origins, m)
+        if np.isfinite(slopes).all() and slopes.any():
+            ahead = np.arange(MAX_LEAD)[None, :] + anchor
+            trended = errors - slopes[:, None] * ahead
+            if np.nanmedian(np.abs(trended)) < TREND_GAIN * np.nanmedian(np.abs(errors)):
+                errors, slope = trended, float(_slopes(x, np.array([onset]), m)[0])
+        for b, (lo, hi) in enumerate(zip(LEAD_BUCKETS[:-1], LEAD_BUCKETS[1:], strict=True)):
             bucket = errors[:, lo:hi]
             if np.isfinite(bucket).sum() >= MIN_BUCKET_ERRORS:
                 curve[lo:hi] = _robust_spread(bucket.ravel())
+                tails[b] = np.nanquantile(np.abs(bucket), 1 - np.array(TAIL_P))
     known = np.isfinite(curve)
     if not known.any():  # too little history (or too many gaps) to measure errors by lead: one spread
         history = x[:onset][np.isfinite(x[:onset])]
         spread = _robust_spread(history - np.median(history)) if len(history) > 2 else 0.0
-        return np.full(MAX_LEAD, max(spread, floor)), False
+        return np.full(MAX_LEAD, max(spread, floor)), False, 0.0, tails
     last = int(np.flatnonzero(known)[-1])
     curve[last + 1 :] = curve[last]
     curve = np.maximum.accumulate(np.maximum(np.nan_to_num(curve, nan=0.0), floor))
@@ -168,7 +225,21 @@ def _scale_curve(x: np.ndarray, onset: int, m: int) -> tuple[np.ndarray, bool]:
     if grows and last < MAX_LEAD - 1:
         tail = np.arange(last + 1, MAX_LEAD)
         curve[tail] = curve[last] * np.sqrt(tail / max(last, 1))
-    return curve, grows
+    return curve, grows, (slope if np.isfinite(slope) else 0.0), tails
+
+
+def _slopes(x: np.ndarray, origins: np.ndarray, m: int) -> np.ndarray:
+    """The change per row seen before each origin: the median difference over a lag (a cycle with a period,
+    else LEVEL_ROWS) across the last cycle (else SLOPE_ROWS rows), divided by the lag. NaN without history."""
+    lag = m or LEVEL_ROWS
+    span = m or SLOPE_ROWS
+    out = np.full(len(origins), np.nan)
+    diffs = x[lag:] - x[:-lag]  # diffs[j] = x[j + lag] - x[j]
+    for i, origin in enumerate(origins):
+        lo, hi = origin - span - lag, origin - lag
+        if lo >= 0:
+            out[i] = np.median(diffs[lo:hi]) / lag
+    return out
 
 
 def _reference_errors(x: np.ndarray, origins: np.ndarray, onset: int, m: int) -> np.ndarray:
@@ -212,6 +283,26 @@ def _flat_spread(x: np.ndarray, onset: int, scale: np.ndarray) -> np.ndarray | N
     if (np.quantile(before, 0.01, axis=0) <= flat).any():
         return None  # the series is sometimes this flat when normal
     return flat
+
+
+def stuck_onsets(x: np.ndarray) -> np.ndarray:
+    """(n,) rows at which a column has repeated its value exactly for FLAT_WINDOW rows in a row, where exact
+    repeats were rare (below RARE_REPEATS) in the SCALE_ROWS rows before that run: a stuck sensor raises an
+    alarm of its own, however ordinary the stuck value. Missing values never count as repeats."""
+    n = len(x)
+    out = np.zeros(n, dtype=bool)
+    if n <= 3 * FLAT_WINDOW:
+        return out
+    same = repeats(x, 0, n)
+    rows = np.arange(n)
+    for c in range(x.shape[1]):
+        rep = same[:, c]
+        last_change = np.maximum.accumulate(np.where(rep, 0, rows))
+        run = rows - last_change  # repeats in a row ending here
+        share = pd.Series(rep.astype(float)).rolling(SCALE_ROWS, min_periods=3 * FLAT_WINDOW).mean()
+        before = share.shift(FLAT_WINDOW).to_numpy()  # the share before the run began
+        out |= (run == FLAT_WINDOW) & (before < RARE_REPEATS)
+    return out
 
 
 def repeats(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
@@ -264,7 +355,8 @@ def find_extent(
         hi = min(stop, lo + SEARCH_BLOCK)
         rows = np.arange(lo, hi)
         residual = (x[lo:hi] - reference.values(rows)) / reference.spread(rows)
-        evidence = _evidence(x, lo, hi, residual, reference, score_evidence)
+        distance = np.minimum(np.abs(residual), reference.surprise(rows, np.abs(residual)))
+        evidence = _evidence(x, lo, hi, distance, reference, score_evidence)
         sums = total + np.cumsum(evidence)
         peaks = np.maximum(best, np.maximum.accumulate(sums))
         closing = np.flatnonzero(peaks - sums >= close_after)
@@ -286,8 +378,8 @@ def find_extent(
     return extent
 
 
-def _evidence(x, lo, hi, residual, reference: Reference, score_evidence) -> np.ndarray:
-    evidence = np.minimum(np.abs(residual).max(axis=1), EVIDENCE_CAP) - EVIDENCE_OFFSET
+def _evidence(x, lo, hi, distance, reference: Reference, score_evidence) -> np.ndarray:
+    evidence = np.minimum(_joint_distance(distance), EVIDENCE_CAP) - EVIDENCE_OFFSET
     flat = (repeats(x, lo, hi) & reference.repeats_rare).any(axis=1)
     if reference.flat_spread is not None:
         spread = rolling_spread(x[max(0, lo - FLAT_WINDOW + 1) : hi])[-(hi - lo) :]
@@ -296,6 +388,16 @@ def _evidence(x, lo, hi, residual, reference: Reference, score_evidence) -> np.n
     if score_evidence is not None:
         evidence = np.maximum(evidence, np.minimum(score_evidence[lo:hi], EVIDENCE_CAP) - 1.0)
     return evidence
+
+
+def _joint_distance(distance: np.ndarray) -> np.ndarray:
+    """(rows,) the distance over all columns, as one normal |z|: the largest, corrected for the number of columns
+    (Bonferroni), so the noise of many columns does not look like a fault that goes on."""
+    d = distance.shape[1]
+    if d == 1:
+        return distance[:, 0]
+    p = np.minimum(special.erfc(distance.max(axis=1) / np.sqrt(2.0)) * d, 1.0)
+    return np.sqrt(2.0) * special.erfcinv(p)
 
 
 def _extent(x, onset, end, closed_at, reason, reference) -> Extent:

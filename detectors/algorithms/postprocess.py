@@ -332,6 +332,7 @@ class _IncidentSearch:
         self.x = np.array(values, dtype=float).reshape(len(values), -1)
         self.columns = columns or ([""] if self.x.shape[1] == 1 else [f"column {c}" for c in range(self.x.shape[1])])
         self.work = self.x.copy()  # what the detector sees: incidents replaced, rebaselined levels removed
+        self.clean = self.x.copy()  # what a new incident's reference is frozen from: every earlier incident replaced
         self.shift = np.zeros(len(self.x))  # what was removed from column 0, to show bands in the data's frame
         self.unit = detector.tags.get("score_unit", "raw")
         self.band_z = float(getattr(detector.p, "band_z", 3.0))
@@ -352,10 +353,12 @@ class _IncidentSearch:
             stop = min(n, self.first if prior.closed_at is None else prior.closed_at)
             if prior.level_offset is not None:
                 self.work[max(stop, 0) :] -= prior.level_offset
+                self.clean[max(stop, 0) :] -= prior.level_offset
                 self.shift[max(stop, 0) :] += prior.level_offset[0]
+            rows = np.arange(max(prior.start, 0), max(stop, 0))
+            self.clean[rows] = prior.reference.values(rows)
             if not self._masks(prior.start, prior.end):
                 continue
-            rows = np.arange(max(prior.start, 0), max(stop, 0))
             self.work[rows] = prior.reference.values(rows)
             if prior.onset_kept is not None and 0 <= prior.start < n:
                 self.kept[prior.start] = (
@@ -374,13 +377,14 @@ class _IncidentSearch:
             pos = n if extent.closed_at is None else max(extent.closed_at, pos)
             if masked and pos < n:
                 calibrated, neglog, fresh = self._score_from(pos, quiet)
+        stuck = incidents.stuck_onsets(self.x)
         while pos < n:
-            candidates = np.flatnonzero((calibrated[pos:] >= self.threshold) & fresh[pos:])
+            candidates = np.flatnonzero(((calibrated[pos:] >= self.threshold) & fresh[pos:]) | stuck[pos:])
             if not len(candidates):
                 break
             onset = pos + int(candidates[0])
-            work = _filled(self.work)
-            reference = incidents.frozen_reference(work, onset, self._period(work, onset))
+            work, clean = _filled(self.work), _filled(self.clean)
+            reference = incidents.frozen_reference(clean, onset, self._period(clean, onset))
             # With several columns a broken relation between them stays inside every band: the detector's
             # own score, while above the threshold, keeps the incident open too.
             score_evidence = self._score_evidence(neglog)
@@ -484,19 +488,22 @@ class _IncidentSearch:
         self.lower[rows] = self.expected[rows] - band
         self.upper[rows] = self.expected[rows] + band
         self.events.append(self._event(extent, calibrated, resumed=resumed))
+        # From the alarm until it closed (rows decided as they came), nothing is normal for a later reference.
+        hidden = np.arange(max(start, 0), len(self.x) if extent.closed_at is None else extent.closed_at)
         if not masked:
+            self.clean[hidden] = reference.values(hidden)
             return
         if not resumed and start >= self.last_lo:  # the alarm's own surprise stays in the calibration
             self.kept[start] = self._measured(start)
             self.events[-1].onset_kept = np.asarray(self.kept[start]).tolist()
-        # From the alarm until it closed (rows decided as they came), the detector learns nothing.
-        hidden = np.arange(max(start, 0), len(self.x) if extent.closed_at is None else extent.closed_at)
         if extent.close_reason == incidents.REBASELINED:  # its level is the new normal from here on
             offset = incidents.level_offset(_filled(self.work), extent)
             self.work[end + 1 :] -= offset
+            self.clean[end + 1 :] -= offset
             self.shift[end + 1 :] += offset[0]
             self.events[-1].level_offset = offset.tolist()
-        self.work[hidden] = reference.values(hidden)
+        self.work[hidden] = reference.values(hidden)  # nor does the detector learn from them
+        self.clean[hidden] = reference.values(hidden)
 
     def _event(self, extent: incidents.Extent, calibrated: np.ndarray, *, resumed: bool) -> Event:
         start, end = extent.start, extent.end

@@ -85,3 +85,49 @@ def test_two_runs_find_what_one_run_finds(cut, mask_after):
         found = [(s if s is not None else resumed.start, end) for s, end in found]
     assert found == [(e.start, e.end) for e in whole.events]
     np.testing.assert_allclose(after.anomaly_score[cut:], whole.anomaly_score[cut:])
+
+
+def test_a_fault_on_a_trending_series_closes_when_the_fault_ends():
+    """The frozen reference goes on with the trend, so the trend itself does not keep the incident open."""
+    values, ts = daily(4000)
+    values += 0.01 * np.arange(4000)  # a full band's width every ~600 rows
+    values[2000:2200] += 15
+    result = detect("auto", values, ts, train_size=1000)
+    (incident,) = [e for e in result.events if e.start <= 2100 <= e.end]
+    assert incident.close_reason == "recovered" and 2190 <= incident.end <= 2230
+    assert result.in_incident[2300:].mean() < 0.05
+
+
+def test_a_stuck_sensor_opens_an_incident_however_ordinary_the_value():
+    values, ts = daily()
+    values[2000:2300] = values[1999]  # stuck inside the usual range
+    result = detect("auto", values, ts, train_size=600)
+    (incident,) = [e for e in result.events if e.start <= 2100 <= e.end]
+    assert 2000 < incident.start <= 2010 and incident.explanation["shape"] == "flatline"
+    assert incident.end >= 2290 and incident.close_reason == "recovered"
+
+
+def test_a_column_that_switches_state_now_and_then_does_not_hold_an_incident_open():
+    """A mode that steps to a new level and stays is normal for that column: being in the other mode after a fault
+    is no evidence that the fault goes on."""
+    rng = np.random.default_rng(3)
+    values, ts = daily(16000)
+    lengths = rng.integers(800, 2500, 30)
+    state = np.concatenate([np.full(n, i % 2, float) for i, n in enumerate(lengths)])[:16000]
+    state[8150:12000] = 1 - state[8149]  # switches during the fault and stays
+    values[8000:8200] += 15
+    result = detect("auto", np.column_stack([values, state]), ts, train_size=6000)
+    (incident,) = [e for e in result.events if e.start <= 8100 <= e.end]
+    assert incident.end <= 8300 and incident.closed_at is not None
+    assert result.in_incident[6000:].mean() < 0.1
+
+
+def test_many_quiet_columns_do_not_keep_a_fault_in_one_open():
+    rng = np.random.default_rng(4)
+    values, ts = daily(5000)
+    columns = np.column_stack([values] + [rng.normal(0, 1, 5000) for _ in range(15)])
+    columns[3000:3200, 5] += 8
+    result = detect("auto", columns, ts, train_size=1500)
+    (incident,) = [e for e in result.events if e.start <= 3100 <= e.end]
+    assert incident.end <= 3260 and "column 5" in incident.explanation["columns"]
+    assert result.in_incident[1500:].sum() < 600
