@@ -105,7 +105,7 @@ def aligned_members(members: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.nd
     for ts_us, _ in members[1:]:
         common = np.intersect1d(common, ts_us, assume_unique=True)
     columns = [values[np.searchsorted(ts_us, common)] for ts_us, values in members]
-    return common, np.column_stack(columns) if columns else np.empty((0, 0))
+    return common, np.column_stack(columns)
 
 
 def detectors_for_user(*, user) -> QuerySet[Detector]:
