@@ -1,11 +1,13 @@
 """``auto``: the default detector, a calibrated ensemble of robust causal features.
 
 For each series (column) it computes deviation features at every row, each against a baseline of
-earlier rows only. The default set (``features``) is the first four; the others are available:
+earlier rows only. The default set (``features``) is the first five; the others are available:
 
 - ``value``: distance from the median of the last ``long_window`` rows (robust sigma units), i.e.
   how unusual the level is against (nearly) all history;
-- ``shift``: mean of the last ``shift_window`` rows against the long median before them;
+- ``shift``: median of the last ``shift_window`` rows against the long median before them (a median, so
+  a spike in the history does not make every later shift of the level look ordinary);
+- ``shift_long``: the same over ``4 * shift_window`` rows: a smaller shift that lasts;
 - ``seasonal``: deviation from the same phase one cycle earlier (only when a period is found);
 - ``pattern``: distance from the shape of the last ``pattern_length`` values to the nearest
   earlier, non-overlapping stretch of the series (a causal nearest-neighbour novelty);
@@ -49,6 +51,7 @@ FEATURES = (
     "value",
     "spike",
     "shift",
+    "shift_long",
     "jump",
     "volatility",
     "seasonal",
@@ -57,9 +60,10 @@ FEATURES = (
     "pattern_long",
     "stuck",
 )
-SIGNED = ("value", "spike", "shift", "seasonal")
+SIGNED = ("value", "spike", "shift", "shift_long", "seasonal")
+LONG_SHIFT = 4  # ``shift_long`` looks at this many shift windows
 SEASONAL_CYCLES = 1
-DEFAULT_FEATURES = ("value", "shift", "seasonal", "pattern")
+DEFAULT_FEATURES = ("value", "shift", "shift_long", "seasonal", "pattern")
 MULTIVARIATE_WINDOW_MODEL = "gmm"
 
 
@@ -185,16 +189,20 @@ class AutoDetector(Detector):
         med_long = fill_nan(prev_median(x, p.long_window), col["center"])
         med_short = fill_nan(prev_median(x, p.short_window), col["center"])
         k = p.shift_window
-        recent_mean = pd.Series(x).rolling(k, min_periods=1).mean().to_numpy()
+        recent_mean = pd.Series(x).rolling(k, min_periods=1).median().to_numpy()
         before = np.concatenate([np.full(k - 1, col["center"]), med_long[: len(x) - k + 1]])[: len(x)]
         steps = np.abs(np.diff(x, prepend=x[0]))
         step_sigma = np.maximum(fill_nan(prev_iqr_sigma(steps, p.long_window), col["step_sigma"]), floor)
         vol = pd.Series(x).rolling(k, min_periods=2).std().fillna(0.0).to_numpy()
         vol_ref = np.maximum(fill_nan(prev_median(vol, p.long_window), col["sigma"]), floor)
+        kl = LONG_SHIFT * k
+        recent_long = pd.Series(x).rolling(kl, min_periods=1).median().to_numpy()
+        before_long = np.concatenate([np.full(kl - 1, col["center"]), med_long[: len(x) - kl + 1]])[: len(x)]
         feats = {
             "value": (x - med_long) / sig,
             "spike": (x - med_short) / sig,
             "shift": (recent_mean - before) / sig,
+            "shift_long": (recent_long - before_long) / sig,
             "jump": steps / step_sigma,
             "volatility": vol / vol_ref,
             "stuck": stuck_run(x),
@@ -228,7 +236,8 @@ class AutoDetector(Detector):
         """Features over a window of rows are calibrated against history that ends before the window (see
         ``tail_probability``): a lasting shift then stands out when its window has filled."""
         base = name.split("[", 1)[0].removesuffix("_up").removesuffix("_down")
-        return {"shift": self.p.shift_window, "pattern": self.p.pattern_length}.get(base, 0)
+        windows = {"shift": self.p.shift_window, "shift_long": LONG_SHIFT * self.p.shift_window}
+        return {**windows, "pattern": self.p.pattern_length}.get(base, 0)
 
     def _seasonal_naive(self, x: np.ndarray) -> np.ndarray:
         """Median of the same phase in the last ``seasonal_cycles`` cycles (NaN before one cycle)."""
@@ -268,7 +277,7 @@ class AutoDetector(Detector):
         raw: list[np.ndarray] = []
         for c, col in enumerate(self.columns_):
             for name, values in self._features(X[:, c], col, ph, start=start).items():
-                if name.rsplit("_", 1)[0] in p.features or name in p.features:
+                if name.removesuffix("_up").removesuffix("_down") in p.features:
                     raw.append(values)
                     names.append(name if X.shape[1] == 1 else f"{name}[{c}]")
         if self.model_ is not None:

@@ -49,6 +49,7 @@ SLOPE_ROWS = 100  # without a period, the slope is the median change over LEVEL_
 # A column that often steps to a new level and stays (a state, a mode) then cannot hold an incident open.
 TAIL_P = (0.5, 0.3, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005)
 TAIL_Z = tuple(float(special.ndtri(1 - p / 2)) for p in TAIL_P)  # the |z| a normal error exceeds that often
+MIN_SLOPE_DIFFS = 5
 TREND_GAIN = 0.8  # a trended reference is used when its errors are at most this share of the flat one's
 EVIDENCE_CAP = 10.0
 EVIDENCE_OFFSET = 1.8  # E|r| = 0.8 for normal rows, so each adds about -1
@@ -56,6 +57,7 @@ FLAT_WINDOW = 10
 FLAT_RATIO = 0.1  # a row is flat when its recent spread is below this share of the usual spread
 RARE_REPEATS = 0.02  # below this share of exact repeats before the alarm, a repeated value means stuck
 DEFAULT_CLOSE_AFTER = 10
+DEPARTED_SPREAD = 3.0  # a column whose mean squared distance (scales) is this high departed (normal noise: about 1)
 SEARCH_BLOCK = 512
 
 RECOVERED = "recovered"
@@ -202,12 +204,14 @@ def _scale_curve(x: np.ndarray, onset: int, m: int, anchor: float) -> tuple[np.n
     slope = 0.0
     if len(origins) >= 3:
         errors = _reference_errors(x, origins, onset, m)
-        slopes = _slopes(x, origins, m)
-        if np.isfinite(slopes).all() and slopes.any():
+        lag = m or max(1, min(LEVEL_ROWS, onset // 4))  # a short history: a shorter lag
+        slopes = _slopes(x, origins, m, lag)
+        known = np.isfinite(slopes)
+        if known.sum() >= 3 and slopes[known].any():
             ahead = np.arange(MAX_LEAD)[None, :] + anchor
-            trended = errors - slopes[:, None] * ahead
-            if np.nanmedian(np.abs(trended)) < TREND_GAIN * np.nanmedian(np.abs(errors)):
-                errors, slope = trended, float(_slopes(x, np.array([onset]), m)[0])
+            trended = errors[known] - slopes[known, None] * ahead
+            if np.nanmedian(np.abs(trended)) < TREND_GAIN * np.nanmedian(np.abs(errors[known])):
+                errors, slope = trended, float(_slopes(x, np.array([onset]), m, lag)[0])
         for b, (lo, hi) in enumerate(zip(LEAD_BUCKETS[:-1], LEAD_BUCKETS[1:], strict=True)):
             bucket = errors[:, lo:hi]
             if np.isfinite(bucket).sum() >= MIN_BUCKET_ERRORS:
@@ -218,7 +222,8 @@ def _scale_curve(x: np.ndarray, onset: int, m: int, anchor: float) -> tuple[np.n
         history = x[:onset][np.isfinite(x[:onset])]
         spread = _robust_spread(history - np.median(history)) if len(history) > 2 else 0.0
         return np.full(MAX_LEAD, max(spread, floor)), False, 0.0, tails
-    last = int(np.flatnonzero(known)[-1])
+    first, last = int(np.flatnonzero(known)[0]), int(np.flatnonzero(known)[-1])
+    curve[:first] = curve[first]  # leads too short to measure (few origins): as the shortest measured
     curve[last + 1 :] = curve[last]
     curve = np.maximum.accumulate(np.maximum(np.nan_to_num(curve, nan=0.0), floor))
     grows = bool(curve[last] > 2 * curve[0])
@@ -228,16 +233,16 @@ def _scale_curve(x: np.ndarray, onset: int, m: int, anchor: float) -> tuple[np.n
     return curve, grows, (slope if np.isfinite(slope) else 0.0), tails
 
 
-def _slopes(x: np.ndarray, origins: np.ndarray, m: int) -> np.ndarray:
+def _slopes(x: np.ndarray, origins: np.ndarray, m: int, lag: int) -> np.ndarray:
     """The change per row seen before each origin: the median difference over a lag (a cycle with a period,
-    else LEVEL_ROWS) across the last cycle (else SLOPE_ROWS rows), divided by the lag. NaN without history."""
-    lag = m or LEVEL_ROWS
+    else ``lag`` rows) across the last cycle (else SLOPE_ROWS rows, or as many as there are), divided by the
+    lag. NaN with fewer than MIN_SLOPE_DIFFS differences."""
     span = m or SLOPE_ROWS
     out = np.full(len(origins), np.nan)
     diffs = x[lag:] - x[:-lag]  # diffs[j] = x[j + lag] - x[j]
     for i, origin in enumerate(origins):
-        lo, hi = origin - span - lag, origin - lag
-        if lo >= 0:
+        lo, hi = max(0, origin - span - lag), origin - lag
+        if hi - lo >= (span if m else MIN_SLOPE_DIFFS):
             out[i] = np.median(diffs[lo:hi]) / lag
     return out
 
@@ -458,13 +463,21 @@ def shape_of(x: np.ndarray, extent: Extent, column: int) -> str:
 
 
 def departed_columns(extent: Extent, names: list[str]) -> dict[str, dict[str, float]]:
-    """Columns that left their band during the incident, with how far (median and peak, in scale units)."""
+    """Columns that left their band during the incident, with how far (median and peak, in scale units).
+
+    A short incident: a column that went 3 scales out. A longer one: a column whose level moved (median 2 scales
+    out) or whose spread grew (mean square above DEPARTED_SPREAD), not one whose noise touched 3 scales once."""
     out: dict[str, dict[str, float]] = {}
     for c, name in enumerate(names):
         r = extent.residual[:, c]
         peak = float(r[np.argmax(np.abs(r))])
-        if abs(peak) >= 3:
-            out[name] = {"median_sigma": round(float(np.median(r)), 2), "peak_sigma": round(peak, 2)}
+        median = float(np.median(r))
+        if len(r) <= 3:
+            departed = abs(peak) >= 3
+        else:
+            departed = abs(median) >= 2 or float(np.mean(np.minimum(r**2, 100.0))) >= DEPARTED_SPREAD
+        if departed:
+            out[name] = {"median_sigma": round(median, 2), "peak_sigma": round(peak, 2)}
     return out
 
 
