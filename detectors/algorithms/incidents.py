@@ -1,5 +1,8 @@
 """Incidents: an alarm opens one, and it stays open as long as the data stays away from normal.
 
+Alarms come from the detector's score, and from a stuck sensor (``stuck_onsets``): a value repeated exactly
+for FLAT_WINDOW rows where repeats were rare, however ordinary the value.
+
 Normal is frozen at the alarm row ``s`` from the rows before it (already cleaned of earlier incidents),
 per column:
 
@@ -11,16 +14,20 @@ per column:
 - spread: the robust spread of that reference's errors, measured on the stretch before ``s`` by freezing it
   at earlier rows, as a function of the lead time (so the band of a series that wanders widens the longer
   the incident lasts, and that of a stationary series does not);
+- tails: how often errors of each size came at each lead; a distance counts only as far as distances that
+  large were rare (a column that steps between modes and stays cannot hold an incident open);
 - flat: a row that repeats the previous value exactly, where repeats were rare before ``s``, or whose
-  recent spread falls far below anything seen before ``s``, is flat (a stuck sensor).
+  recent spread falls far below anything seen before ``s``, is flat (a stuck sensor);
+- noisy: a row whose recent steps are larger than nearly all such stretches before ``s`` (a variance burst).
 
 Each row from ``s`` on adds evidence ``min(|r|, EVIDENCE_CAP) - EVIDENCE_OFFSET`` where ``r`` is its
-distance from the reference in scale units (the largest over columns): about -1 per row of normal data and
-positive for rows two scales or more away. A flat row adds +1, and a row the detector itself still scores
-above the threshold adds evidence in proportion. The incident ends at the row where the running sum of
-evidence peaks, and it closes once the sum has fallen ``close_after`` below that peak: after about
-``close_after`` rows back inside the band. With ``adapt_after`` > 0, an incident still open that many rows
-after its alarm closes as "rebaselined": its level becomes the new normal.
+distance from the reference in scale units (with several columns, the largest, corrected for their number):
+about -1 per row of normal data and positive for rows two scales or more away. A flat or noisy row adds at
+least +1, and a row the detector itself still scores above the threshold adds evidence in proportion. The
+incident ends at the row where the running sum of evidence peaks, and it closes once the sum has fallen
+``close_after`` below that peak: after about ``close_after`` rows back inside the band. With ``adapt_after``
+> 0, an incident still open that many rows after its alarm closes as "rebaselined": its level becomes the new
+normal.
 """
 
 from __future__ import annotations
@@ -56,6 +63,13 @@ EVIDENCE_OFFSET = 1.8  # E|r| = 0.8 for normal rows, so each adds about -1
 FLAT_WINDOW = 10
 FLAT_RATIO = 0.1  # a row is flat when its recent spread is below this share of the usual spread
 RARE_REPEATS = 0.02  # below this share of exact repeats before the alarm, a repeated value means stuck
+# A row whose last NOISY_WINDOW steps (changes from the row before) have a median above any but the top NOISY_P
+# (per column) of such medians over the NOISY_HISTORY rows before the alarm is noisy: a variance burst goes on
+# even where no single row is far out. Steps, not distances from the reference: they do not grow because the
+# reference is a little off; and against the series' own history, as volatility comes and goes in many series.
+NOISY_WINDOW = 30
+NOISY_P = 0.01
+NOISY_HISTORY = 4000
 DEFAULT_CLOSE_AFTER = 10
 DEPARTED_SPREAD = 3.0  # a column whose mean squared distance (scales) is this high departed (normal noise: about 1)
 SEARCH_BLOCK = 512
@@ -77,6 +91,7 @@ class Reference:
     slope: np.ndarray | None = None  # (d,) change per row of a trending column (None or 0: no trend)
     anchor: float = 0.0  # rows from the profile's centre to the onset (where the trend is measured from)
     tails: np.ndarray | None = None  # (lead buckets, TAIL_P, d) upper quantiles of |error| (NaN: not measured)
+    noisy_step: np.ndarray | None = None  # (d,) rows whose recent median |step| exceeds this are noisy
 
     @property
     def scale(self) -> np.ndarray:
@@ -97,6 +112,7 @@ class Reference:
             "repeats_rare": self.repeats_rare.tolist(),
             "slope": None if self.slope is None else self.slope.tolist(), "anchor": self.anchor,
             "tails": None if self.tails is None else np.where(np.isfinite(self.tails), self.tails, None).tolist(),
+            "noisy_step": None if self.noisy_step is None else self.noisy_step.tolist(),
         }  # fmt: skip
 
     @classmethod
@@ -108,6 +124,7 @@ class Reference:
             repeats_rare=np.array(state["repeats_rare"], dtype=bool),
             slope=None if slope is None else np.array(slope, dtype=float), anchor=float(state.get("anchor", 0.0)),
             tails=None if tails is None else np.array(tails, dtype=float),
+            noisy_step=None if state.get("noisy_step") is None else np.array(state["noisy_step"], dtype=float),
         )  # fmt: skip
 
     def spread(self, rows: np.ndarray) -> np.ndarray:
@@ -172,8 +189,22 @@ def frozen_reference(x: np.ndarray, onset: int, period: int) -> Reference:
     flat_spread = _flat_spread(x, onset, scales[0])
     return Reference(
         onset, profile, scales, growth, flat_spread, repeats_rare=_repeats_rare(x, onset), slope=slope, anchor=anchor,
-        tails=tails,
+        tails=tails, noisy_step=_noisy_step(x, onset),
     )  # fmt: skip
+
+
+def _noisy_step(x: np.ndarray, onset: int) -> np.ndarray | None:
+    medians = _step_medians(x[max(0, onset - NOISY_HISTORY) : onset])
+    medians = medians[np.isfinite(medians).all(axis=1)]
+    if len(medians) < 3 * NOISY_WINDOW:
+        return None
+    return np.quantile(medians, 1 - NOISY_P / x.shape[1], axis=0)
+
+
+def _step_medians(x: np.ndarray) -> np.ndarray:
+    """(len(x), d) the median |change from the row before| over each row's last NOISY_WINDOW rows (NaN before)."""
+    steps = np.abs(np.diff(x, axis=0, prepend=np.nan))
+    return pd.DataFrame(steps).rolling(NOISY_WINDOW).median().to_numpy()
 
 
 def _profile(x: np.ndarray, t: int, m: int) -> tuple[np.ndarray, float]:
@@ -362,6 +393,7 @@ def find_extent(
         residual = (x[lo:hi] - reference.values(rows)) / reference.spread(rows)
         distance = np.minimum(np.abs(residual), reference.surprise(rows, np.abs(residual)))
         evidence = _evidence(x, lo, hi, distance, reference, score_evidence)
+        evidence = np.where(_noisy(x, lo, hi, onset, reference), np.maximum(evidence, 1.0), evidence)
         sums = total + np.cumsum(evidence)
         peaks = np.maximum(best, np.maximum.accumulate(sums))
         closing = np.flatnonzero(peaks - sums >= close_after)
@@ -393,6 +425,16 @@ def _evidence(x, lo, hi, distance, reference: Reference, score_evidence) -> np.n
     if score_evidence is not None:
         evidence = np.maximum(evidence, np.minimum(score_evidence[lo:hi], EVIDENCE_CAP) - 1.0)
     return evidence
+
+
+def _noisy(x: np.ndarray, lo: int, hi: int, onset: int, reference: Reference) -> np.ndarray:
+    """(hi - lo,) whether each row is noisy (see NOISY_WINDOW)."""
+    if reference.noisy_step is None:
+        return np.zeros(hi - lo, dtype=bool)
+    first = max(0, lo - NOISY_WINDOW)  # the window may reach back before the alarm
+    medians = _step_medians(x[first:hi])[lo - first :]
+    with np.errstate(invalid="ignore"):
+        return (medians > reference.noisy_step).any(axis=1)
 
 
 def _joint_distance(distance: np.ndarray) -> np.ndarray:

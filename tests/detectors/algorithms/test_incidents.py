@@ -131,3 +131,14 @@ def test_many_quiet_columns_do_not_keep_a_fault_in_one_open():
     (incident,) = [e for e in result.events if e.start <= 3100 <= e.end]
     assert incident.end <= 3260 and "column 5" in incident.explanation["columns"]
     assert result.in_incident[1500:].sum() < 600
+
+
+def test_a_variance_burst_stays_one_incident_while_it_lasts():
+    """Rows of a burst are often inside the band one by one; their steps together say the burst goes on."""
+    rng = np.random.default_rng(5)
+    values, ts = daily(5000)
+    values[3000:3300] += rng.normal(0, 1.5, 300)
+    result = detect("auto", values, ts, train_size=1500)
+    (incident,) = [e for e in result.events if e.start <= 3150 <= e.end]
+    assert incident.start <= 3050 and incident.end >= 3280
+    assert result.in_incident[3000:3300].mean() > 0.8
