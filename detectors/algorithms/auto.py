@@ -95,7 +95,7 @@ def stuck_run(x: np.ndarray) -> np.ndarray:
     return (rows - last_change).astype(float)
 
 
-def pattern_novelty(z: np.ndarray, length: int, history: int, block: int = 512, start: int = 0) -> np.ndarray:
+def pattern_novelty(z: np.ndarray, length: int, history: int, block: int = 256, start: int = 0) -> np.ndarray:
     """Distance from the window of the last ``length`` values to its nearest earlier window.
 
     Earlier windows are those ending at least ``length`` rows before (no overlap), at most the last
@@ -110,14 +110,23 @@ def pattern_novelty(z: np.ndarray, length: int, history: int, block: int = 512, 
     norms = (emb**2).sum(axis=1)
     for lo in range(max(length, start - length + 1), len(emb), block):
         hi = min(lo + block, len(emb))
-        ref_lo = max(0, lo - length - history)
-        ref_hi = hi - length  # candidates for the last query of the block
-        refs = emb[ref_lo:ref_hi]
-        d2 = norms[lo:hi, None] + norms[None, ref_lo:ref_hi] - 2.0 * emb[lo:hi] @ refs.T
+        # Window q may be compared with windows r in [q - length - history, q - length]. Those in the middle
+        # range are allowed for every q of the block; only the two edge ranges need a mask.
+        ref_lo, ref_hi = max(0, lo - length - history), hi - length
+        mid_lo, mid_hi = max(ref_lo, hi - 1 - length - history), max(ref_lo, lo - length + 1)
+        queries = emb[lo:hi]
+        best = np.full(hi - lo, np.inf)
+        if mid_hi > mid_lo:
+            products = norms[None, mid_lo:mid_hi] - 2.0 * queries @ emb[mid_lo:mid_hi].T
+            best = products.min(axis=1) + norms[lo:hi]
         q = np.arange(lo, hi)[:, None]
-        r = np.arange(ref_lo, ref_hi)[None, :]
-        d2[(r > q - length) | (r < q - length - history)] = np.inf
-        best = d2.min(axis=1)
+        for edge_lo, edge_hi in ((ref_lo, mid_lo), (mid_hi, ref_hi)):
+            if edge_hi <= edge_lo:
+                continue
+            d2 = norms[lo:hi, None] + norms[None, edge_lo:edge_hi] - 2.0 * queries @ emb[edge_lo:edge_hi].T
+            r = np.arange(edge_lo, edge_hi)[None, :]
+            d2[(r > q - length) | (r < q - length - history)] = np.inf
+            best = np.minimum(best, d2.min(axis=1))
         out[lo + length - 1 : hi + length - 1] = np.sqrt(np.maximum(np.where(np.isfinite(best), best, 0.0), 0.0))
     return out
 

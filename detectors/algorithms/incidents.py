@@ -270,11 +270,14 @@ def _slopes(x: np.ndarray, origins: np.ndarray, m: int, lag: int) -> np.ndarray:
     lag. NaN with fewer than MIN_SLOPE_DIFFS differences."""
     span = m or SLOPE_ROWS
     out = np.full(len(origins), np.nan)
-    diffs = x[lag:] - x[:-lag]  # diffs[j] = x[j + lag] - x[j]
-    for i, origin in enumerate(origins):
-        lo, hi = max(0, origin - span - lag), origin - lag
-        if hi - lo >= (span if m else MIN_SLOPE_DIFFS):
-            out[i] = np.median(diffs[lo:hi]) / lag
+    ends = origins - lag  # each origin's differences end before this index
+    usable = ends > 0
+    if not usable.any():
+        return out
+    first = max(0, int(ends[usable].min()) - span)
+    diffs = x[first + lag : int(ends.max()) + lag] - x[first : int(ends.max())]  # diffs[j] = x[first + j + lag] - ...
+    medians = pd.Series(diffs).rolling(span, min_periods=span if m else MIN_SLOPE_DIFFS).median().to_numpy()
+    out[usable] = medians[ends[usable] - 1 - first] / lag
     return out
 
 
