@@ -16,6 +16,8 @@ earlier rows only. The default set (``features``) is the first five; the others 
   patterns. On NAB these add false alarms more than detections, so they are off by default.
 - ``stuck``: how many rows in a row the value has repeated exactly (a stuck sensor; calibrated like
   every feature). Off by default: on NAB it alarmed on series whose values repeat now and then.
+- ``relation`` (several columns): distance of each column from what a linear model of the other columns,
+  fitted on the training rows, expects (a broken relation between columns, each of which still looks normal);
 - ``window_model``: optionally one machine-learning detector (e.g. ``kmeans``) on window features
   as one more component; with several columns it defaults to ``gmm``, which sees the columns jointly.
 
@@ -59,11 +61,15 @@ FEATURES = (
     "pattern_shape",
     "pattern_long",
     "stuck",
+    "relation",
 )
 SIGNED = ("value", "spike", "shift", "shift_long", "seasonal")
 LONG_SHIFT = 4  # ``shift_long`` looks at this many shift windows
 SEASONAL_CYCLES = 1
-DEFAULT_FEATURES = ("value", "shift", "shift_long", "seasonal", "pattern")
+DEFAULT_FEATURES = ("value", "shift", "shift_long", "seasonal", "pattern", "relation")
+RELATION_RIDGE = 0.01  # ridge penalty per training row, on standardised columns
+RELATION_MIN_VALUES = 10  # a column with at most this many distinct training values is a state, not a measure
+RELATION_OUTLIER = 5.0  # training rows with a residual beyond this many sigmas are left out of the refit
 MULTIVARIATE_WINDOW_MODEL = "gmm"
 
 
@@ -131,6 +137,57 @@ def pattern_novelty(z: np.ndarray, length: int, history: int, block: int = 256, 
     return out
 
 
+def _standardised(X: np.ndarray, columns: list[dict[str, Any]]) -> np.ndarray:
+    center = np.array([c["center"] for c in columns])
+    scale = np.array([max(c["sigma"], c["floor"]) for c in columns])
+    return (X - center) / scale
+
+
+def _fit_relations(X: np.ndarray, columns: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Ridge regressions of each measured column on the other measured ones (standardised), refitted without
+    the rows whose residuals were extreme (so a fault in the training rows does not bend them). Columns with
+    few distinct values (states, modes, counts of a few) take no part: a linear relation does not describe them.
+    None with fewer than two measured columns."""
+    measured = [c for c in range(X.shape[1]) if len(np.unique(X[:, c][np.isfinite(X[:, c])])) > RELATION_MIN_VALUES]
+    if len(measured) < 2:
+        return None
+    X = X[:, measured]
+    columns = [columns[c] for c in measured]
+    Z = _standardised(X, columns)
+    keep = np.isfinite(Z).all(axis=1)
+    coef, mean = _ridge_all(Z[keep])
+    residual = (Z - mean) - (Z - mean) @ coef
+    sigma = np.array([max(robust_sigma(r[np.isfinite(r)]), 1e-9) for r in residual.T])
+    keep &= (np.abs(residual) <= RELATION_OUTLIER * sigma).all(axis=1)
+    if keep.sum() > X.shape[1] + 2:
+        coef, mean = _ridge_all(Z[keep])
+        residual = (Z[keep] - mean) - (Z[keep] - mean) @ coef
+        sigma = np.array([max(robust_sigma(r), 1e-9) for r in residual.T])
+    return {"columns": measured, "coef": coef.tolist(), "mean": mean.tolist(), "sigma": sigma.tolist()}
+
+
+def _ridge_all(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(d, d) coefficients whose column c predicts column c from the others (zero diagonal), and the means."""
+    mean = Z.mean(axis=0)
+    centred = Z - mean
+    gram = centred.T @ centred
+    d = Z.shape[1]
+    coef = np.zeros((d, d))
+    penalty = RELATION_RIDGE * len(Z) * np.eye(d - 1)
+    for c in range(d):
+        others = np.delete(np.arange(d), c)
+        coef[others, c] = np.linalg.solve(gram[np.ix_(others, others)] + penalty, gram[others, c])
+    return coef, mean
+
+
+def _relation_distances(X: np.ndarray, columns: list[dict[str, Any]], relations: dict[str, Any]) -> np.ndarray:
+    """(n, measured columns) |residual| of each from its relation to the others, in residual sigmas."""
+    measured = relations["columns"]
+    Z = np.nan_to_num(_standardised(X[:, measured], [columns[c] for c in measured]))
+    mean, coef = np.array(relations["mean"]), np.array(relations["coef"])
+    return np.abs((Z - mean) - (Z - mean) @ coef) / np.array(relations["sigma"])
+
+
 class AutoDetector(Detector):
     key = "auto"
     tags = {
@@ -177,6 +234,7 @@ class AutoDetector(Detector):
                     "expectation": self._backtest(x),
                 }
             )
+        self.relations_ = _fit_relations(X, self.columns_) if X.shape[1] > 1 else None
 
     def _backtest(self, x: np.ndarray) -> str:
         """'seasonal' when the seasonal naive forecast beats the recent median on training rows."""
@@ -241,7 +299,7 @@ class AutoDetector(Detector):
                 out[name] = np.abs(values)
         return out
 
-    def _lag(self, name: str) -> int:
+    def feature_lag(self, name: str) -> int:
         """Features over a window of rows are calibrated against history that ends before the window (see
         ``tail_probability``): a lasting shift then stands out when its window has filled."""
         base = name.split("[", 1)[0].removesuffix("_up").removesuffix("_down")
@@ -289,6 +347,11 @@ class AutoDetector(Detector):
                 if name.removesuffix("_up").removesuffix("_down") in p.features:
                     raw.append(values)
                     names.append(name if X.shape[1] == 1 else f"{name}[{c}]")
+        if self.relations_ is not None and "relation" in p.features:
+            distances = _relation_distances(X, self.columns_, self.relations_)
+            for c, distance in zip(self.relations_["columns"], distances.T, strict=True):
+                raw.append(distance)
+                names.append(f"relation[{c}]")
         if self.model_ is not None:
             raw.append(self.model_.score(X, timestamps))
             names.append(self.model_.key)
@@ -300,7 +363,7 @@ class AutoDetector(Detector):
         for j, name in enumerate(names):
             component_prior = None if name == getattr(self.model_, "key", None) else prior
             contrib[start:, j] = -np.log10(tail_probability(
-                features[start:, j], window=p.calibration_window, prior=component_prior, lag=self._lag(name),
+                features[start:, j], window=p.calibration_window, prior=component_prior, lag=self.feature_lag(name),
             ))  # fmt: skip
         if p.combine == "max":
             score = np.maximum(contrib.max(axis=1) - np.log10(contrib.shape[1]), 0.0)
@@ -321,6 +384,7 @@ class AutoDetector(Detector):
             "step": self.step_,
             "columns": self.columns_,
             "window_model": model,
+            "relations": self.relations_,
         }
 
     def _set_state(self, state: dict[str, Any]) -> None:
@@ -328,6 +392,7 @@ class AutoDetector(Detector):
         self.origin_ = state["origin"]
         self.step_ = state["step"]
         self.columns_ = [dict(c) for c in state["columns"]]
+        self.relations_ = state.get("relations")
         self.model_ = None
         if state.get("window_model"):
             from .registry import get_algorithm

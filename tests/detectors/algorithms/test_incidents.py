@@ -142,3 +142,18 @@ def test_a_variance_burst_stays_one_incident_while_it_lasts():
     (incident,) = [e for e in result.events if e.start <= 3150 <= e.end]
     assert incident.start <= 3050 and incident.end >= 3280
     assert result.in_incident[3000:3300].mean() > 0.8
+
+
+def test_a_broken_relation_between_columns_is_found_and_named_as_one():
+    """The second column follows the first; for 200 rows it follows a stretch from elsewhere, each column alone
+    staying in its usual range. Columns with a few states take no part in the relation."""
+    rng = np.random.default_rng(6)
+    first, ts = daily(6000)
+    second = 2 * first + rng.normal(0, 1, 6000)
+    second[4000:4200] = 2 * first[1000:1200] + rng.normal(0, 1, 200)
+    state = np.repeat(rng.integers(0, 3, 60), 100).astype(float)
+    result = detect("auto", np.column_stack([first, second, state]), ts, train_size=2000)
+    inside = [e for e in result.events if e.start <= 4200 and e.end >= 4000]
+    assert inside and min(e.start for e in inside) <= 4010
+    assert any(name.startswith("relation[") for e in inside for name in e.explanation.get("features", {}))
+    assert not any("relation[2]" in name for e in result.events for name in e.explanation.get("features", {}))
