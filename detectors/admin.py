@@ -1,11 +1,15 @@
+import copy
+
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Q
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from common.exceptions import ApplicationError
 from detectors import tasks
 from detectors.models import Anomaly, DetectionRun, Detector, ModelStatus, ModelVersion, RunTrigger
-from detectors.selectors import detector_plot_data, detector_series_ids
+from detectors.selectors import detector_entities, detector_plot_data
 from detectors.services import configs, modelling, runs
 from ingestion.admin import LargeTableAdmin
 from ingestion.models import Series
@@ -15,12 +19,36 @@ from teams.admin_scoping import TeamScopedAdmin
 PLOTTED_SERIES = 3
 
 
+class DetectorForm(forms.ModelForm):
+    """Checks the configuration with the same rules as the API, each message on its field."""
+
+    class Meta:
+        model = Detector
+        fields = ["dataset", *sorted(configs.EDITABLE_FIELDS)]
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        detector = copy.copy(self.instance)
+        for name in configs.EDITABLE_FIELDS | {"dataset"}:
+            if name in cleaned:
+                setattr(detector, name, cleaned[name])
+        try:
+            configs.detector_validate(detector=detector)
+        except ApplicationError as exc:
+            field = exc.extra.get("field")
+            self.add_error(field if field in self.fields else None, exc.message)
+        return cleaned
+
+
 @admin.register(Detector)
 class DetectorAdmin(TeamScopedAdmin, admin.ModelAdmin):
+    form = DetectorForm
     team_field = "dataset__team"
     list_display = ["name", "dataset", "algorithm", "sensitivity", "schedule_interval", "next_run_at", "realtime",
                     "enabled"]  # fmt: skip
-    list_filter = ["algorithm", "enabled", "realtime", "dataset__team"]
+    list_filter = ["algorithm", "enabled", "realtime", "joint_metrics", "dataset__team"]
     list_select_related = ["dataset"]
     search_fields = ["name", "dataset__name", "metric"]
     readonly_fields = ["next_run_at", "plots", "created_at", "updated_at"]
@@ -28,7 +56,7 @@ class DetectorAdmin(TeamScopedAdmin, admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["dataset", "name", "enabled"]}),
         ("Latest points, anomalies and expected band", {"fields": ["plots"]}),
-        ("What to watch", {"fields": ["metric", "label_filter"]}),
+        ("What to watch", {"fields": ["metric", "label_filter", "joint_metrics"]}),
         ("How", {"fields": ["algorithm", "params", "sensitivity", "training_points"]}),
         ("Forecast band (expected range from stored forecasts)", {"fields": ["forecast_config", "forecast_level"]}),
         ("Incidents", {"fields": ["close_after", "adapt_after", "mask_after"]}),
@@ -50,7 +78,8 @@ class DetectorAdmin(TeamScopedAdmin, admin.ModelAdmin):
     def plots(self, obj: Detector) -> str:
         if obj.pk is None:
             return "-"
-        series_ids = detector_series_ids(detector=obj)[:PLOTTED_SERIES]
+        # With joint metrics an entity's incidents live on its lead: plot the leads.
+        series_ids = [entity.lead for entity in detector_entities(detector=obj)][:PLOTTED_SERIES]
         if not series_ids:
             return "No series match this detector yet."
         svgs = []
@@ -149,7 +178,10 @@ class AnomalyAdmin(TeamScopedAdmin, LargeTableAdmin):
 
     @admin.display(description="Series or record")
     def what(self, obj: Anomaly) -> str:
-        return str(obj.series) if obj.series_id else f"record {obj.record_id}"
+        if not obj.series_id:
+            return f"record {obj.record_id}"
+        together = [m["metric"] for m in (obj.explanation or {}).get("series", [])[1:]]
+        return f"{obj.series} with {', '.join(together)}" if together else str(obj.series)
 
     @admin.display(description="What happened")
     def summary(self, obj: Anomaly) -> str:

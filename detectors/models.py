@@ -20,6 +20,12 @@ class Detector(BaseModel):
     # Series selector (time series datasets): an empty metric means every metric.
     metric = models.CharField(max_length=200, blank=True)
     label_filter = models.JSONField(default=dict, blank=True, help_text="Series whose labels contain these.")
+    joint_metrics = models.BooleanField(
+        default=False,
+        help_text="Score the metrics of one entity (series with identical labels) together, as one multivariate "
+        "series, at the timestamps every metric has. Needs a multivariate algorithm and an empty metric. Models, "
+        "incidents and cursors live on the entity's lead series: the metric whose name sorts first.",
+    )
     algorithm = models.CharField(max_length=40, choices=ALGORITHM_CHOICES, default="auto")
     params = models.JSONField(default=dict, blank=True)
     sensitivity = models.FloatField(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -15,6 +16,55 @@ from teams.selectors import team_ids_for_user
 
 def detector_series_ids(*, detector: Detector, among: list[int] | None = None) -> list[int]:
     """Ids of the series the detector's selector matches (metric and label containment)."""
+    return list(_watched(detector, among).order_by("pk").values_list("pk", flat=True))
+
+
+@dataclass(frozen=True)
+class Entity:
+    """Series a detector scores as one: a single series or, with `joint_metrics`, the metrics of one set of
+    labels. Members are ordered by metric name; the first is the lead, which holds the entity's model
+    versions, incidents and cursor."""
+
+    members: tuple[int, ...]
+    metrics: tuple[str, ...]
+
+    @property
+    def lead(self) -> int:
+        return self.members[0]
+
+    @property
+    def joint(self) -> bool:
+        return len(self.members) > 1
+
+
+def detector_entities(*, detector: Detector, among: list[int] | None = None) -> list[Entity]:
+    """The entities the detector watches, by lead id; `among`: only those with a member among these series.
+
+    Without `joint_metrics` every series is an entity of its own.
+    """
+    if not detector.joint_metrics:
+        rows = _watched(detector, among).values_list("pk", "metric")
+        return [Entity((pk,), (metric,)) for pk, metric in rows.order_by("pk")]
+    watched = _watched(detector, None)
+    if among is not None:  # whole entities: every series with the labels of a touched one
+        touched = watched.filter(pk__in=among).order_by().values_list("labels", flat=True).distinct()
+        watched = watched.filter(labels__in=list(touched))
+    groups: dict[str, list[tuple[str, int]]] = {}
+    for pk, metric, labels in watched.values_list("pk", "metric", "labels"):
+        groups.setdefault(json.dumps(labels, sort_keys=True), []).append((metric, pk))
+    entities = [Entity(tuple(pk for _, pk in sorted(g)), tuple(m for m, _ in sorted(g))) for g in groups.values()]
+    return sorted(entities, key=lambda entity: entity.lead)
+
+
+def entities_of(*, detector: Detector, series_ids: list[int]) -> list[Entity]:
+    """The entities these series belong to. Without `joint_metrics`: exactly these series, one each, as
+    given (a chunk scores what it was handed, matched or not)."""
+    if not detector.joint_metrics:
+        return [Entity((sid,), ("",)) for sid in series_ids]
+    return detector_entities(detector=detector, among=series_ids)
+
+
+def _watched(detector: Detector, among: list[int] | None) -> QuerySet[Series]:
     series = Series.objects.filter(dataset_id=detector.dataset_id)
     if detector.metric:
         series = series.filter(metric=detector.metric)
@@ -22,7 +72,40 @@ def detector_series_ids(*, detector: Detector, among: list[int] | None = None) -
         series = series.filter(labels__contains=detector.label_filter)
     if among is not None:
         series = series.filter(pk__in=among)
-    return list(series.order_by("pk").values_list("pk", flat=True))
+    return series
+
+
+def entity_points_read(
+    *, entities: list[Entity], starts: list[datetime | None], end: datetime | None = None, history: int = 0
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """{lead id: (ts µs, values)} of each entity from its start (and `history` points before), in one query.
+
+    A single series gives its values as they are (n,). An entity of several metrics gives an (n, d) matrix,
+    one column per metric in member order, at the timestamps every member has (an inner join): a timestamp
+    missing in one metric is left out for all, never filled nor shifted onto a neighbour's row.
+    """
+    from ingestion.bulk import points_read_around
+
+    member_starts = [(sid, start) for entity, start in zip(entities, starts, strict=True) for sid in entity.members]
+    arrays = points_read_around(
+        series_ids=[sid for sid, _ in member_starts], starts=[start for _, start in member_starts], end=end,
+        history=history,
+    ).split()  # fmt: skip
+    return {entity.lead: aligned_members([arrays.get(sid, EMPTY) for sid in entity.members]) for entity in entities}
+
+
+EMPTY = (np.empty(0, np.int64), np.empty(0))
+
+
+def aligned_members(members: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """One member's (ts, values) as they are; several as (common ts, (n, d) values) on the timestamps all have."""
+    if len(members) == 1:
+        return members[0]
+    common = members[0][0]
+    for ts_us, _ in members[1:]:
+        common = np.intersect1d(common, ts_us, assume_unique=True)
+    columns = [values[np.searchsorted(ts_us, common)] for ts_us, values in members]
+    return common, np.column_stack(columns)
 
 
 def detectors_for_user(*, user) -> QuerySet[Detector]:
@@ -116,8 +199,8 @@ def _plot_models(anomalies: list[Anomaly]) -> dict:
 def _band(model, stamps, values) -> list:
     from detectors.services.modelling import algorithm_load
 
-    if model is None or not len(values):
-        return []
+    if model is None or not len(values) or len((model.state or {}).get("metrics") or ()) > 1:
+        return []  # a model of several metrics expects them all; the plot shows the lead's points alone
     result = algorithm_load(version=model).score_details(values, stamps)
     if result.lower is None or result.upper is None:
         return []

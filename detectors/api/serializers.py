@@ -10,7 +10,7 @@ class DetectorSerializer(serializers.ModelSerializer):
     class Meta:
         model = Detector
         fields = [
-            "id", "dataset", "name", "metric", "label_filter", "algorithm", "params", "sensitivity",
+            "id", "dataset", "name", "metric", "label_filter", "joint_metrics", "algorithm", "params", "sensitivity",
             "training_points", "close_after", "adapt_after", "mask_after", "schedule_interval", "next_run_at",
             "realtime", "forecast_config", "forecast_level", "retrain_after_labels", "feedback_beta",
             "enabled", "created_at", "updated_at",

@@ -12,12 +12,12 @@ from common.schedules import next_run_at, schedule_check
 from detectors.algorithms.params import ParamsError
 from detectors.algorithms.registry import algorithm_keys, get_algorithm
 from detectors.models import Detector, SeriesCursor
-from detectors.selectors import detector_series_ids
+from detectors.selectors import detector_entities
 from ingestion.models import DatasetKind, Record, Series
 from teams.models import Team
 
 EDITABLE_FIELDS = {
-    "name", "metric", "label_filter", "algorithm", "params", "sensitivity", "training_points",
+    "name", "metric", "label_filter", "joint_metrics", "algorithm", "params", "sensitivity", "training_points",
     "close_after", "adapt_after", "mask_after", "schedule_interval", "realtime", "enabled", "forecast_config",
     "forecast_level", "retrain_after_labels", "feedback_beta",
 }  # fmt: skip
@@ -50,7 +50,8 @@ def table_algorithms() -> list[str]:
     return [key for key in algorithm_keys() if get_algorithm(key).tags.get("table")]
 
 
-def _check(detector: Detector) -> None:
+def detector_validate(*, detector: Detector) -> None:
+    """Check a detector's configuration (ApplicationError naming the field); fills in the params' defaults."""
     if detector.dataset.kind == DatasetKind.TABLE and (detector.metric or detector.label_filter):
         raise ApplicationError("A table dataset has no series to select: leave metric and labels empty.")
     if not isinstance(detector.label_filter, dict):
@@ -58,6 +59,7 @@ def _check(detector: Detector) -> None:
     detector.params = validate_algorithm_params(
         algorithm=detector.algorithm, params=detector.params, table=detector.dataset.kind == DatasetKind.TABLE
     )
+    _check_joint_metrics(detector)
     _check_forecast(detector)
     schedule_check(detector.schedule_interval)
     if detector.training_points > settings.DETECTOR_MAX_TRAINING_POINTS:
@@ -65,6 +67,31 @@ def _check(detector: Detector) -> None:
             f"training_points must be at most {settings.DETECTOR_MAX_TRAINING_POINTS} (DETECTOR_MAX_TRAINING_POINTS).",
             extra={"field": "training_points"},
         )
+
+
+def multivariate_algorithms() -> list[str]:
+    return [key for key in algorithm_keys() if get_algorithm(key).tags.get("multivariate")]
+
+
+def _check_joint_metrics(detector: Detector) -> None:
+    """Joint metrics need series, every metric of an entity, and an algorithm that scores several columns."""
+    if not detector.joint_metrics:
+        return
+    if detector.dataset.kind == DatasetKind.TABLE:
+        raise _joint_refused("joint_metrics scores the series of one entity together; a table dataset has none.")
+    if not get_algorithm(detector.algorithm).tags.get("multivariate"):
+        raise _joint_refused(
+            f"joint_metrics needs a multivariate algorithm; {detector.algorithm} scores one series at a time. "
+            f"Choose one of: {', '.join(multivariate_algorithms())}."
+        )
+    if detector.metric:
+        raise _joint_refused("joint_metrics scores every metric of an entity together: leave metric empty.")
+    if detector.forecast_config_id is not None:
+        raise _joint_refused("joint_metrics scores several metrics together; a forecast band covers one series.")
+
+
+def _joint_refused(message: str) -> ApplicationError:
+    return ApplicationError(message, extra={"field": "joint_metrics"})
 
 
 def _check_forecast(detector: Detector) -> None:
@@ -97,7 +124,7 @@ def detector_create(*, dataset, name: str, user=None, **fields) -> Detector:
             "(DETECTOR_MAX_PER_TEAM)."
         )
     detector = Detector(dataset=dataset, name=name, created_by=user, **fields)
-    _check(detector)
+    detector_validate(detector=detector)
     detector.next_run_at = next_run_at(
         enabled=detector.enabled, interval=detector.schedule_interval, now=timezone.now()
     )
@@ -113,7 +140,8 @@ def cursors_start_now(*, detector: Detector) -> None:
         latest = Record.objects.filter(dataset_id=detector.dataset_id).aggregate(last=Max("pk"))["last"]
         Detector.objects.filter(pk=detector.pk).update(record_cursor=latest or 0)
         return
-    series_ids = detector_series_ids(detector=detector)
+    # With joint metrics an entity's cursor lives on its lead.
+    series_ids = [entity.lead for entity in detector_entities(detector=detector)]
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -133,7 +161,7 @@ def detector_update(*, detector: Detector, **fields) -> Detector:
     schedule_changed = any(k in fields and fields[k] != getattr(detector, k) for k in ("schedule_interval", "enabled"))
     for key, value in fields.items():
         setattr(detector, key, value)
-    _check(detector)
+    detector_validate(detector=detector)
     if schedule_changed:
         detector.next_run_at = next_run_at(
             enabled=detector.enabled, interval=detector.schedule_interval, now=timezone.now()

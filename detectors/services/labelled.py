@@ -30,6 +30,13 @@ def excluded_spans(*, detector, series_ids: list[int]) -> dict[int, list[tuple[i
     return out
 
 
+def entity_spans(*, detector, entities) -> dict[int, list[tuple[int, int]]]:
+    """{lead id: spans kept out of training} of each entity: what is not normal on any member is not normal
+    for the entity (a missed anomaly marked on a member's plot, say)."""
+    spans = excluded_spans(detector=detector, series_ids=[sid for entity in entities for sid in entity.members])
+    return {entity.lead: sorted(s for sid in entity.members for s in spans.get(sid, [])) for entity in entities}
+
+
 def without_spans(ts_us: np.ndarray, values: np.ndarray, spans: list[tuple[int, int]]) -> np.ndarray:
     """`values` with the points inside `spans` replaced by a line between the nearest points outside."""
     if not spans or not len(ts_us):

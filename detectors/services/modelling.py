@@ -14,7 +14,8 @@ from detectors.algorithms.base import Detector as Algorithm
 from detectors.algorithms.postprocess import sensitivity_threshold
 from detectors.algorithms.registry import get_algorithm
 from detectors.models import Detector, ModelReason, ModelStatus, ModelVersion
-from ingestion.bulk import points_read_around, timestamps_from_us, utc_from_us
+from ingestion.bulk import timestamps_from_us, utc_from_us
+from ingestion.models import Series
 
 CODE_VERSION = "1"
 # A series needs this many points before a model is fitted on it.
@@ -38,6 +39,11 @@ class FittedModel:
     fitted: Algorithm
     training_ts: np.ndarray  # µs since the epoch
     training_size: int
+    metrics: list[str] | None = None  # joint metrics: the entity's members it was fitted on, in column order
+
+    def state(self) -> dict:
+        state = self.fitted.get_state()
+        return state if self.metrics is None else {**state, "metrics": self.metrics}
 
 
 def model_versions_store(
@@ -61,7 +67,7 @@ def model_versions_store(
         created = ModelVersion.objects.bulk_create([
             ModelVersion(
                 detector=detector, series_id=m.series_id, version=(last.get(m.series_id) or 0) + 1,
-                algorithm=detector.algorithm, params=detector.params, state=m.fitted.get_state(),
+                algorithm=detector.algorithm, params=detector.params, state=m.state(),
                 sensitivity=detector.sensitivity,
                 threshold=learnt.get(m.series_id, {}).get("threshold", sensitivity_threshold(detector.sensitivity)),
                 triage=learnt.get(m.series_id, {}).get("triage", {}),
@@ -110,68 +116,92 @@ def active_models(*, detector: Detector, series_ids: list[int] | None) -> dict[i
     return {version.series_id: version for version in versions}
 
 
-def model_is_current(*, version: ModelVersion, detector: Detector) -> bool:
-    """Was this model fitted with the detector's current algorithm and params?"""
-    return version.algorithm == detector.algorithm and version.params == detector.params
+def model_is_current(*, version: ModelVersion, detector: Detector, metrics: list[str] | None = None) -> bool:
+    """Was this model fitted with the detector's current algorithm and params, and (joint metrics) on the
+    entity's current members? A metric that joined or left the entity makes it stale."""
+    return (
+        version.algorithm == detector.algorithm
+        and version.params == detector.params
+        and (version.state or {}).get("metrics") == metrics
+    )
+
+
+def model_metrics(*, detector: Detector, entity) -> list[str] | None:
+    """What a model of this entity records as its members: the metrics with joint metrics, else nothing."""
+    return list(entity.metrics) if detector.joint_metrics else None
 
 
 def detector_train(
     *, detector: Detector, reason: str = ModelReason.MANUAL, requested_at: datetime | None = None, chunk_size: int = 50
 ) -> int:
-    """Fit a new active model for each watched series on its latest `training_points` points.
+    """Fit a new active model for each watched series (or entity, with joint metrics) on its latest
+    `training_points` points.
 
     Series whose active model is newer than `requested_at` are skipped, so a training request that
     runs twice (a redelivered task) trains each series once.
     """
-    from detectors.selectors import detector_series_ids
-    from detectors.services.labelled import excluded_spans, without_spans
-    from ingestion.models import Series
+    from detectors.selectors import detector_entities
 
     trained = 0
-    series_ids = detector_series_ids(detector=detector)
+    entities = detector_entities(detector=detector)
     if requested_at is not None:
-        done = ModelVersion.objects.filter(
-            detector=detector, status=ModelStatus.ACTIVE, activated_at__gte=requested_at
-        ).values_list("series_id", flat=True)
-        series_ids = sorted(set(series_ids) - set(done))
-    for i in range(0, len(series_ids), chunk_size):
-        chunk = series_ids[i : i + chunk_size]
-        latest = dict(Series.objects.filter(pk__in=chunk).values_list("pk", "last_ts"))
-        starts = [None if latest.get(sid) is None else latest[sid] + timedelta(microseconds=1) for sid in chunk]
-        arrays = points_read_around(series_ids=chunk, starts=starts, history=detector.training_points).split()
-        spans = excluded_spans(detector=detector, series_ids=chunk)
-        fitted = [
-            FittedModel(
-                series_id,
-                algorithm_fit(
-                    detector=detector,
-                    values=without_spans(ts_us, values, spans.get(series_id, [])),
-                    timestamps=timestamps_from_us(ts_us),
-                ),
-                ts_us,
-                len(ts_us),
-            )  # fmt: skip
-            for series_id, (ts_us, values) in arrays.items()
-            if len(ts_us) >= MIN_TRAINING_POINTS
-        ]
-        trained += len(model_versions_store(detector=detector, models=fitted, reason=reason))
+        done = set(
+            ModelVersion.objects.filter(
+                detector=detector, status=ModelStatus.ACTIVE, activated_at__gte=requested_at
+            ).values_list("series_id", flat=True)
+        )
+        entities = [entity for entity in entities if entity.lead not in done]
+    for i in range(0, len(entities), chunk_size):
+        models = _fit_latest(detector, entities[i : i + chunk_size])
+        trained += len(model_versions_store(detector=detector, models=models, reason=reason))
     return trained
 
 
+def _fit_latest(detector: Detector, entities: list) -> list[FittedModel]:
+    """Models fitted on each entity's latest `training_points` points (labelled anomalies kept out)."""
+    from detectors.selectors import entity_points_read
+    from detectors.services.labelled import entity_spans, without_spans
+
+    latest = dict(
+        Series.objects.filter(pk__in=[sid for e in entities for sid in e.members]).values_list("pk", "last_ts")
+    )
+    starts = [_after_latest([latest.get(sid) for sid in entity.members]) for entity in entities]
+    points = entity_points_read(entities=entities, starts=starts, history=detector.training_points)
+    spans = entity_spans(detector=detector, entities=entities)
+    fitted = []
+    for entity in entities:
+        ts_us, values = points[entity.lead]
+        if len(ts_us) < MIN_TRAINING_POINTS:
+            continue
+        learn_from = without_spans(ts_us, values, spans.get(entity.lead, []))
+        model = algorithm_fit(detector=detector, values=learn_from, timestamps=timestamps_from_us(ts_us))
+        metrics = model_metrics(detector=detector, entity=entity)
+        fitted.append(FittedModel(entity.lead, model, ts_us, len(ts_us), metrics))
+    return fitted
+
+
+def _after_latest(latest: list[datetime | None]) -> datetime | None:
+    known = [ts for ts in latest if ts is not None]
+    return max(known) + timedelta(microseconds=1) if known else None
+
+
 def model_version_rebaseline(*, detector: Detector, series_id: int, since: datetime) -> ModelVersion | None:
-    """A new active version fitted on the series' points from `since` on: the level there is the new normal.
+    """A new active version fitted on the series' points (its entity's, with joint metrics) from `since` on:
+    the level there is the new normal.
 
     With fewer than MIN_TRAINING_POINTS points since then, the latest MIN_TRAINING_POINTS are used (the
     new level and the little before it). None when the series has too few points at all.
     """
-    arrays = points_read_around(series_ids=[series_id], starts=[since], history=MIN_TRAINING_POINTS).split()
-    ts_us, values = arrays.get(series_id, (np.empty(0, np.int64), np.empty(0)))
+    from detectors.selectors import entities_of, entity_points_read
+
+    entity = next(iter(entities_of(detector=detector, series_ids=[series_id])), None)
+    if entity is None:
+        return None
+    ts_us, values = entity_points_read(entities=[entity], starts=[since], history=MIN_TRAINING_POINTS)[entity.lead]
     first = min(int(np.searchsorted(ts_us, since.timestamp() * 1e6)), max(len(ts_us) - MIN_TRAINING_POINTS, 0))
     ts_us, values = ts_us[first:][-detector.training_points :], values[first:][-detector.training_points :]
     if len(ts_us) < MIN_TRAINING_POINTS:
         return None
     fitted = algorithm_fit(detector=detector, values=values, timestamps=timestamps_from_us(ts_us))
-    stored = model_versions_store(
-        detector=detector, models=[FittedModel(series_id, fitted, ts_us, len(ts_us))], reason=ModelReason.FEEDBACK
-    )
-    return stored.get(series_id)
+    model = FittedModel(entity.lead, fitted, ts_us, len(ts_us), model_metrics(detector=detector, entity=entity))
+    return model_versions_store(detector=detector, models=[model], reason=ModelReason.FEEDBACK).get(entity.lead)

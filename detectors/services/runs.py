@@ -18,7 +18,7 @@ from common.exceptions import ApplicationError
 from common.tasks import send_chunk
 from detectors import signals
 from detectors.models import Anomaly, DetectionRun, Detector, ReviewStatus, RunStatus, RunTrigger, SeriesCursor
-from detectors.selectors import detector_series_ids
+from detectors.selectors import Entity, detector_entities, entities_of
 from detectors.services.scoring import chunk_score
 from detectors.services.tables import TableScore, table_score
 from ingestion.bulk import points_read_around
@@ -42,18 +42,30 @@ def run_create(
 def run_plan(*, run: DetectionRun, series_ids: list[int] | None = None) -> list[list[int]]:
     """Split the run into chunks of series and record the totals; mark it running.
 
-    A table dataset's run is one chunk without series: its records are scored together.
+    A table dataset's run is one chunk without series: its records are scored together. With joint
+    metrics a chunk holds whole entities (`series_ids` names any of their members) and the totals count
+    every member series.
     """
     if run.detector.dataset.kind == DatasetKind.TABLE:
-        ids, chunks = [], [[]]
+        total, chunks = 0, [[]]
     else:
-        ids = detector_series_ids(detector=run.detector, among=series_ids)
-        chunks = [ids[i : i + CHUNK_SIZE] for i in range(0, len(ids), CHUNK_SIZE)]
-    run.series_total, run.chunks_total = len(ids), len(chunks)
+        chunks = entity_chunks(detector_entities(detector=run.detector, among=series_ids))
+        total = sum(len(chunk) for chunk in chunks)
+    run.series_total, run.chunks_total = total, len(chunks)
     run.status = RunStatus.RUNNING if chunks else RunStatus.SUCCEEDED
     run.started_at = timezone.now()
     run.finished_at = None if chunks else run.started_at
     run.save(update_fields=["series_total", "chunks_total", "status", "started_at", "finished_at", "updated_at"])
+    return chunks
+
+
+def entity_chunks(entities: list[Entity], size: int = CHUNK_SIZE) -> list[list[int]]:
+    """Member ids in chunks of about `size` series; an entity is never split (a larger one is a chunk alone)."""
+    chunks: list[list[int]] = []
+    for entity in entities:
+        if not chunks or len(chunks[-1]) + len(entity.members) > size:
+            chunks.append([])
+        chunks[-1].extend(entity.members)
     return chunks
 
 
@@ -264,22 +276,37 @@ def detectors_dispatch_due(*, now: datetime | None = None) -> list[int]:
 def late_points_mark(*, dataset_id: int, series_ranges: dict[int, tuple[datetime, datetime]]) -> int:
     """Points that landed at or behind a detector's cursor: its next run scores again from the earliest.
 
-    One statement for every detector of the dataset; returns how many cursors moved back.
+    One statement for the dataset's detectors of single series, one per detector of joint metrics (a late
+    point on any member moves the cursor of its entity's lead); returns how many cursors moved back.
     """
     if not series_ranges:
         return 0
-    series_ids = list(series_ranges)
-    firsts = [series_ranges[sid][0] for sid in series_ids]
-    table = SeriesCursor._meta.db_table
+    detectors = list(Detector.objects.filter(dataset_id=dataset_id))
+    firsts = {sid: first for sid, (first, _) in series_ranges.items()}
+    single = [d.pk for d in detectors if not d.joint_metrics]
+    moved = _mark_late(single, firsts) if single else 0
+    for detector in (d for d in detectors if d.joint_metrics):
+        moved += _mark_late([detector.pk], _by_lead(detector, firsts))
+    return moved
+
+
+def _by_lead(detector: Detector, firsts: dict[int, datetime]) -> dict[int, datetime]:
+    """{lead id: the earliest of the times given for any of its entity's members}."""
+    entities = detector_entities(detector=detector, among=list(firsts))
+    return {e.lead: min(firsts[sid] for sid in e.members if sid in firsts) for e in entities}
+
+
+def _mark_late(detector_ids: list[int], firsts: dict[int, datetime]) -> int:
+    if not firsts:
+        return 0
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            UPDATE {table} c SET rescore_from = LEAST(COALESCE(c.rescore_from, u.first), u.first)
+            UPDATE {SeriesCursor._meta.db_table} c SET rescore_from = LEAST(COALESCE(c.rescore_from, u.first), u.first)
             FROM unnest(%s::bigint[], %s::timestamptz[]) AS u(series_id, first)
-            WHERE c.series_id = u.series_id AND c.scored_until >= u.first
-              AND c.detector_id IN (SELECT id FROM {Detector._meta.db_table} WHERE dataset_id = %s)
+            WHERE c.series_id = u.series_id AND c.scored_until >= u.first AND c.detector_id = ANY(%s)
             """,
-            [series_ids, firsts, dataset_id],
+            [list(firsts), list(firsts.values()), detector_ids],
         )
         return cursor.rowcount
 
@@ -287,13 +314,14 @@ def late_points_mark(*, dataset_id: int, series_ranges: dict[int, tuple[datetime
 def realtime_mark_pending(*, dataset_id: int, series_ids: list[int]) -> list[int]:
     """Flag the touched series of each realtime detector; returns the detectors that need a task.
 
+    With joint metrics the flag goes on the lead of each touched entity, whichever member got points.
     Several uploads in a row coalesce: a detector whose series are already pending gets no new task.
     """
     detectors = Detector.objects.filter(dataset_id=dataset_id, realtime=True, enabled=True)
     to_wake = []
     for detector in detectors:
-        matched = detector_series_ids(detector=detector, among=series_ids)
-        if not matched:
+        leads = [entity.lead for entity in detector_entities(detector=detector, among=series_ids)]
+        if not leads:
             continue
         with connection.cursor() as cursor:
             cursor.execute(
@@ -304,7 +332,7 @@ def realtime_mark_pending(*, dataset_id: int, series_ids: list[int]) -> list[int
                 WHERE NOT {SeriesCursor._meta.db_table}.pending
                 RETURNING series_id
                 """,
-                [detector.pk, matched],
+                [detector.pk, leads],
             )
             if cursor.fetchall():
                 to_wake.append(detector.pk)
@@ -336,30 +364,50 @@ def realtime_pending_detectors() -> list[int]:
 
 
 def realtime_claim(*, detector_id: int) -> dict[int, tuple]:
-    """The pending series, each with its latest point and late-points mark as they are now."""
-    rows = SeriesCursor.objects.filter(detector_id=detector_id, pending=True).values_list(
-        "series_id", "series__last_ts", "rescore_from"
+    """The pending series, each with its latest point (the latest of any member of its entity, with joint
+    metrics) and late-points mark as they are now."""
+    pending = dict(
+        SeriesCursor.objects.filter(detector_id=detector_id, pending=True).values_list("series_id", "rescore_from")
     )
-    return {sid: (last_ts, rescore_from) for sid, last_ts, rescore_from in rows}
+    members = _cursor_members(detector_id, list(pending))
+    last = dict(Series.objects.filter(pk__in=[m for _, m in members]).values_list("pk", "last_ts"))
+    latest: dict[int, datetime] = {}
+    for sid, member in members:
+        if last.get(member) is not None:
+            latest[sid] = max(latest.get(sid, last[member]), last[member])
+    return {sid: (latest.get(sid), rescore_from) for sid, rescore_from in pending.items()}
+
+
+def _cursor_members(detector_id: int, series_ids: list[int]) -> list[tuple[int, int]]:
+    """(cursor's series, member) pairs: each series with itself, and a joint entity's lead with every member."""
+    pairs = [(sid, sid) for sid in series_ids]
+    detector = Detector.objects.get(pk=detector_id)
+    if detector.joint_metrics:
+        for entity in entities_of(detector=detector, series_ids=series_ids):
+            pairs += [(sid, m) for sid in entity.members if sid in series_ids for m in entity.members if m != sid]
+    return pairs
 
 
 def realtime_clear_pending(*, detector_id: int, claimed: dict[int, tuple]) -> list[int]:
-    """Clear the flags of the claimed series that got no new point and no new late point since the claim;
-    returns the series still pending."""
+    """Clear the flags of the claimed series whose entity got no new point and no new late point since the
+    claim; returns the series still pending."""
     ids = list(claimed)
+    pairs = _cursor_members(detector_id, ids)
     table = SeriesCursor._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
             UPDATE {table} c SET pending = false
-            FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS u(series_id, last_ts, rescore_from),
-                {Series._meta.db_table} s
-            WHERE c.detector_id = %s AND c.series_id = u.series_id AND s.id = u.series_id AND c.pending
-              AND s.last_ts IS NOT DISTINCT FROM u.last_ts
+            FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS u(series_id, last_ts, rescore_from)
+            WHERE c.detector_id = %s AND c.series_id = u.series_id AND c.pending
+              AND (SELECT max(s.last_ts) FROM unnest(%s::bigint[], %s::bigint[]) AS m(series_id, member)
+                   JOIN {Series._meta.db_table} s ON s.id = m.member
+                   WHERE m.series_id = u.series_id) IS NOT DISTINCT FROM u.last_ts
               AND (c.rescore_from IS NULL OR c.rescore_from IS NOT DISTINCT FROM u.rescore_from)
             """,
-            [ids, [claimed[i][0] for i in ids], [claimed[i][1] for i in ids], detector_id],
-        )
+            [ids, [claimed[i][0] for i in ids], [claimed[i][1] for i in ids], detector_id,
+             [sid for sid, _ in pairs], [m for _, m in pairs]],
+        )  # fmt: skip
         cursor.execute(
             f"SELECT series_id FROM {table} WHERE detector_id = %s AND series_id = ANY(%s) AND pending",
             [detector_id, ids],

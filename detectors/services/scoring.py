@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from django.db import connection, transaction
@@ -30,8 +30,9 @@ from detectors.models import (
     ReviewStatus,
     SeriesCursor,
 )
+from detectors.selectors import Entity, entities_of, entity_points_read
 from detectors.services.incidents import incidents_insert, incidents_overlapping, open_incidents
-from detectors.services.labelled import excluded_spans, signature_of, triage_held_back, without_spans
+from detectors.services.labelled import entity_spans, signature_of, triage_held_back, without_spans
 from detectors.services.modelling import (
     MIN_TRAINING_POINTS,
     FittedModel,
@@ -39,10 +40,11 @@ from detectors.services.modelling import (
     algorithm_fit,
     algorithm_load,
     model_is_current,
+    model_metrics,
     model_versions_store,
 )
 from forecasting.selectors import forecast_band_at
-from ingestion.bulk import points_read_around, timestamps_from_us, utc_from_us
+from ingestion.bulk import timestamps_from_us, utc_from_us
 from ingestion.models import Series
 
 logger = logging.getLogger(__name__)
@@ -97,44 +99,43 @@ def chunk_score(
 ) -> ChunkScore:
     """Score the series' points in [start, end), or after each series' cursor (from_cursors).
 
-    A start of None without cursors means from each series' first point.
+    A start of None without cursors means from each series' first point. With joint metrics the series
+    are scored as their entities (a chunk holds whole ones): the lead's model, cursor and incidents.
 
     refit: fit a fresh model on the history before `start` instead of the active one (backfills and
     backtests must not use a model that has seen the future). persist: store models, incidents and
     cursors (False for backtests).
     """
-    starts = _cursor_starts(detector, series_ids) if from_cursors else [start] * len(series_ids)
-    models = active_models(detector=detector, series_ids=series_ids)
-    usable = {
-        sid: algorithm_load(version=m)
-        for sid, m in models.items()
-        if not refit and model_is_current(version=m, detector=detector)
-    }
+    entities = entities_of(detector=detector, series_ids=series_ids)
+    leads = [entity.lead for entity in entities]
+    starts = _cursor_starts(detector, entities) if from_cursors else [start] * len(entities)
+    models = active_models(detector=detector, series_ids=leads)
+    current = {e.lead: _is_current(detector, e, models.get(e.lead)) for e in entities}
+    usable = {lead: algorithm_load(version=models[lead]) for lead, ok in current.items() if ok and not refit}
     follow = persist and not refit  # backfills and backtests judge their window afresh
-    open_now = open_incidents(detector=detector, series_ids=series_ids) if follow else {}
-    read_from = [_earliest(s, open_now.get(sid)) for sid, s in zip(series_ids, starts, strict=True)]
+    open_now = open_incidents(detector=detector, series_ids=leads) if follow else {}
+    read_from = [_earliest(s, open_now.get(lead)) for lead, s in zip(leads, starts, strict=True)]
     context = max([detector.training_points, *(f.context_size for f in usable.values())])
-    arrays = points_read_around(series_ids=series_ids, starts=read_from, end=end, history=context)
-    points = arrays.split()
+    points = entity_points_read(entities=entities, starts=read_from, end=end, history=context)
     earlier = incidents_overlapping(detector=detector, points=points) if follow else {}
-    spans = excluded_spans(detector=detector, series_ids=series_ids)
+    spans = entity_spans(detector=detector, entities=entities)
     results = []
-    for series_id, score_from in zip(series_ids, starts, strict=True):
-        ts_us, values = points.get(series_id, (np.empty(0, np.int64), np.empty(0)))
-        model = models.get(series_id)
-        # A new model is stored when the series has none or the detector's algorithm changed; a refit
-        # for a backfill over a series that has a current model stays temporary.
-        keep_new = persist and (model is None or not model_is_current(version=model, detector=detector))
+    for entity, score_from in zip(entities, starts, strict=True):
+        lead = entity.lead
+        ts_us, values = points[lead]
         try:
             result = _score_series(
-                detector, series_id, ts_us, values, score_from, model, usable.get(series_id),
-                earlier.get(series_id, []), spans.get(series_id, []),
+                detector, entity, ts_us, values, score_from, models.get(lead), usable.get(lead),
+                earlier.get(lead, []), spans.get(lead, []),
             )  # fmt: skip
         except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
-            logger.warning("series scoring failed", extra={"detector": detector.pk, "series": series_id})
-            result = SeriesScore(series_id=series_id, error=f"{type(exc).__name__}: {exc}")
+            logger.warning("series scoring failed", extra={"detector": detector.pk, "series": lead})
+            result = SeriesScore(series_id=lead, error=f"{type(exc).__name__}: {exc}")
+        # A new model is stored when the series has none or it is stale (algorithm, params or members
+        # changed); a refit for a backfill over a series that has a current model stays temporary.
+        keep_new = persist and not current[lead]
         if result.new_model is not None and not keep_new:
-            result.new_model = None  # a backfill's own model stays temporary
+            result.new_model = None
         results.append(result)
     outcome = ChunkScore(series=results)
     if persist:
@@ -145,8 +146,13 @@ def chunk_score(
             outcome.created_ids, outcome.resolved_ids, outcome.escalated_ids = _store_incidents(
                 detector, results, run_id
             )
-            _advance_cursors(detector, results, dict(zip(series_ids, starts, strict=True)))
+            _advance_cursors(detector, results, dict(zip(leads, starts, strict=True)))
     return outcome
+
+
+def _is_current(detector: Detector, entity: Entity, model: ModelVersion | None) -> bool:
+    metrics = model_metrics(detector=detector, entity=entity)
+    return model is not None and model_is_current(version=model, detector=detector, metrics=metrics)
 
 
 def _earliest(start: datetime | None, incident: Anomaly | None) -> datetime | None:
@@ -156,8 +162,9 @@ def _earliest(start: datetime | None, incident: Anomaly | None) -> datetime | No
     return min(start, incident.start_ts)
 
 
-def _score_series(detector, series_id, ts_us, values, score_from, model, fitted, incidents, spans) -> SeriesScore:
-    outcome = SeriesScore(series_id=series_id)
+def _score_series(detector, entity, ts_us, values, score_from, model, fitted, incidents, spans) -> SeriesScore:
+    """Score one entity: a series' values (n,), or the aligned metrics of a joint entity (n, d)."""
+    outcome = SeriesScore(series_id=entity.lead)
     if not len(ts_us):
         return outcome
     n_history = int(np.searchsorted(ts_us, _us(score_from))) if score_from is not None else 0
@@ -170,7 +177,8 @@ def _score_series(detector, series_id, ts_us, values, score_from, model, fitted,
             return outcome  # too few points to learn from yet; the cursor waits
         learn_from = without_spans(ts_us[:train], values[:train], spans)  # labelled anomalies are not normal
         fitted = algorithm_fit(detector=detector, values=learn_from, timestamps=timestamps_from_us(ts_us[:train]))
-        outcome.new_model = FittedModel(series_id, fitted, ts_us[:train], train)
+        metrics = model_metrics(detector=detector, entity=entity)
+        outcome.new_model = FittedModel(entity.lead, fitted, ts_us[:train], train, metrics)
         first_scored = max(first_scored, train)
         trained_rows = train
         incidents = []  # a fresh model judges its window afresh
@@ -181,20 +189,37 @@ def _score_series(detector, series_id, ts_us, values, score_from, model, fitted,
     if score_from is not None:  # incidents from the scoring start on (late points) are found again
         incidents = [i for i in incidents if i.start_ts < score_from]
     priors = [_prior(incident, ts_us) for incident in incidents]
-    band = _forecast_band(detector, series_id, ts_us, fitted)
+    band = None if entity.joint else _forecast_band(detector, entity.lead, ts_us, fitted)
     scorer = band if band is not None else fitted
     result = detect(
         scorer, values, timestamps_from_us(ts_us), threshold=threshold, alarm_from=first_scored,
         close_after=detector.close_after, adapt_after=detector.adapt_after, mask_after=detector.mask_after,
         priors=[p for p in priors if p is not None], trained_rows=trained_rows,
+        columns=list(entity.metrics) if entity.joint else None,
     )  # fmt: skip
     outcome.events = result.events
-    if band is not None:
-        for event in outcome.events:
+    for event in outcome.events:
+        if band is not None:
             _explain_forecast(detector, band, event)
+        if entity.joint:
+            _explain_members(entity, event)
     outcome.resumed = next((i for i in incidents if i.status == IncidentStatus.OPEN), None)
-    outcome.points_scored = len(ts_us) - first_scored
+    outcome.points_scored = (len(ts_us) - first_scored) * len(entity.members)  # one point per metric and row
     return outcome
+
+
+def _explain_members(entity: Entity, event: Event) -> None:
+    """A joint incident names the series that took part, and its sentence the metrics that departed and how
+    far (peak, in scales of their own band), or all of them when only their relation broke."""
+    explanation = event.explanation
+    explanation["series"] = [{"id": sid, "metric": m} for sid, m in zip(entity.members, entity.metrics, strict=True)]
+    departed = {name: how for name, how in (explanation.get("columns") or {}).items() if name}
+    if departed:
+        named = ", ".join(f"{name} ({how['peak_sigma']:+.1f}σ)" for name, how in departed.items())
+        tail = f"Departed: {named}."
+    else:
+        tail = f"Metrics: {', '.join(entity.metrics)}."
+    explanation["text"] = f"{explanation.get('text', '')} {tail}".strip()
 
 
 def _forecast_band(detector: Detector, series_id: int, ts_us: np.ndarray, fitted) -> ForecastBand | None:
@@ -354,23 +379,32 @@ def _incident_update(
 SIGNATURE_FIELDS = ("explanation", "value", "expected", "lower", "upper", "points", "score")
 
 
-def _cursor_starts(detector: Detector, series_ids: list[int]) -> list[datetime | None]:
-    """Where each series' scoring resumes: after its cursor, or from the earliest late point that landed
-    behind it; a series never scored starts after its latest point, so the detector watches it from now
-    on (its past is for backfills and backtests)."""
+def _cursor_starts(detector: Detector, entities: list[Entity]) -> list[datetime | None]:
+    """Where each entity's scoring resumes: after its lead's cursor, or from the earliest late point that
+    landed behind it; an entity never scored starts after its lead's latest point, so the detector watches
+    it from now on (its past is for backfills and backtests). With joint metrics a lead without a cursor of
+    its own (a new metric now sorts first) carries on from the cursor of the member that led before."""
+    member_ids = [sid for entity in entities for sid in entity.members]
     cursors = {
         sid: (scored_until, rescore_from)
         for sid, scored_until, rescore_from in SeriesCursor.objects.filter(
-            detector=detector, series_id__in=series_ids
+            detector=detector, series_id__in=member_ids
         ).values_list("series_id", "scored_until", "rescore_from")
     }
-    latest = dict(Series.objects.filter(pk__in=series_ids).values_list("pk", "last_ts"))
+    latest = dict(Series.objects.filter(pk__in=[e.lead for e in entities]).values_list("pk", "last_ts"))
     starts = []
-    for sid in series_ids:
-        scored_until, rescore_from = cursors.get(sid, (None, None))
-        start = _after(scored_until or latest.get(sid))
+    for entity in entities:
+        scored_until, rescore_from = cursors.get(entity.lead, (None, None))
+        if scored_until is None:  # a new lead carries on from the member that led before, if any
+            known = [cursors[sid] for sid in entity.members if sid in cursors]
+            scored_until, rescore_from = max(known, default=(None, rescore_from), key=_cursor_key)
+        start = _after(scored_until or latest.get(entity.lead))
         starts.append(min(start, rescore_from) if rescore_from is not None and start is not None else start)
     return starts
+
+
+def _cursor_key(cursor: tuple) -> datetime:
+    return cursor[0] or datetime.min.replace(tzinfo=UTC)
 
 
 def _advance_cursors(detector: Detector, results: list[SeriesScore], starts: dict[int, datetime | None]) -> None:
