@@ -242,6 +242,7 @@ class CloseReason(models.TextChoices):
     RECOVERED = "recovered", "Recovered: back inside its band"
     REBASELINED = "rebaselined", "Re-baselined: its level became the new normal"
     NO_LONGER_FORECAST = "no_longer_forecast", "No longer forecast: a later forecast does not cross"
+    SUPERSEDED = "superseded", "Superseded: a new model version judges the series afresh"
 
 
 class IncidentKind(models.TextChoices):

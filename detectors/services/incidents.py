@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from django.db import connection
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
-from detectors.models import Anomaly, IncidentKind, IncidentStatus
+from detectors.models import Anomaly, CloseReason, IncidentKind, IncidentStatus
 from ingestion.bulk import utc_from_us
 
 
@@ -66,3 +68,17 @@ def incidents_insert(*, incidents: list[Anomaly], batch: int = 500) -> list[Anom
 
 
 __all__ = ["incidents_insert", "incidents_overlapping", "open_incidents"]
+
+
+def incidents_supersede(*, detector, series_ids: list[int]) -> list[int]:
+    """Close the open incidents of these series at their last judged point, as superseded: a new model version
+    judges the series afresh and does not follow an incident found by another. Returns their ids."""
+    found = Anomaly.objects.filter(
+        detector=detector, series_id__in=series_ids, status=IncidentStatus.OPEN, kind=IncidentKind.OBSERVED
+    )
+    ids = list(found.values_list("pk", flat=True))
+    Anomaly.objects.filter(pk__in=ids).update(
+        status=IncidentStatus.CLOSED, close_reason=CloseReason.SUPERSEDED,
+        closed_ts=Coalesce("last_seen", "end_ts"), updated_at=timezone.now(),
+    )  # fmt: skip
+    return ids

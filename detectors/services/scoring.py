@@ -31,7 +31,12 @@ from detectors.models import (
     SeriesCursor,
 )
 from detectors.selectors import Entity, entities_of, entity_points_read
-from detectors.services.incidents import incidents_insert, incidents_overlapping, open_incidents
+from detectors.services.incidents import (
+    incidents_insert,
+    incidents_overlapping,
+    incidents_supersede,
+    open_incidents,
+)
 from detectors.services.labelled import entity_spans, signature_of, triage_held_back, without_spans
 from detectors.services.modelling import (
     MIN_TRAINING_POINTS,
@@ -142,10 +147,15 @@ def chunk_score(
         stored = model_versions_store(detector=detector, models=[r.new_model for r in results if r.new_model])
         for result in results:
             result.model = stored.get(result.series_id, result.model)
+        # A stale model's open incident is not followed by the new one: closed as superseded (before the new
+        # model's incidents are stored, so one of them may be the series' open incident).
+        refitted = [sid for e, r in zip(entities, results, strict=True) if r.new_model for sid in e.members]
         with transaction.atomic():
+            superseded = incidents_supersede(detector=detector, series_ids=refitted) if refitted else []
             outcome.created_ids, outcome.resolved_ids, outcome.escalated_ids = _store_incidents(
                 detector, results, run_id
             )
+            outcome.resolved_ids = superseded + outcome.resolved_ids
             _advance_cursors(detector, results, dict(zip(leads, starts, strict=True)))
     return outcome
 

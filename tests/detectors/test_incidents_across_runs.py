@@ -118,3 +118,25 @@ def test_late_points_behind_the_cursor_are_scored(team):
     (incident,) = Anomaly.objects.filter(detector=detector)
     assert incident.start_ts == late
     assert run(detector).points_scored == 0  # done with them
+
+
+def test_a_new_model_closes_the_open_incident_of_the_old_one_as_superseded(team, heard):
+    """A stale model's open incident is not followed by the refitted model: it closes as superseded (and is
+    announced as resolved), so the new model's own incidents can be stored."""
+    dataset = make_dataset(team)
+    ts, values = sine()
+    send(dataset, ts[:2000], values[:2000])
+    detector = detector_create(dataset=dataset, name="latency", algorithm="auto")
+    run(detector)
+    send(dataset, ts[2000:2200], values[2000:2200])
+    run(detector)
+    old = Anomaly.objects.get(detector=detector, status=IncidentStatus.OPEN)
+    detector.params = {**detector.params, "long_window": 5000}  # the active model is stale now
+    detector.save(update_fields=["params"])
+    send(dataset, ts[2200:2800], values[2200:2800])
+    assert run(detector).status == "succeeded"
+    old.refresh_from_db()
+    assert (old.status, old.close_reason, old.closed_ts) == (IncidentStatus.CLOSED, "superseded", old.last_seen)
+    assert old.pk in [pk for ids in heard["resolved"] for pk in ids]
+    assert Anomaly.objects.filter(detector=detector, status=IncidentStatus.OPEN).count() <= 1
+    assert ModelVersion.objects.filter(detector=detector, status=ModelStatus.ACTIVE).get().params["long_window"] == 5000
