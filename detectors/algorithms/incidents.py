@@ -508,22 +508,34 @@ def shape_of(x: np.ndarray, extent: Extent, column: int) -> str:
     return "pattern"
 
 
-def departed_columns(extent: Extent, names: list[str]) -> dict[str, dict[str, float]]:
-    """Columns that left their band during the incident, with how far (median and peak, in scale units).
+def departed_columns(
+    extent: Extent, names: list[str], x: np.ndarray | None = None, band_z: float = 3.0
+) -> dict[str, dict[str, float]]:
+    """Columns that left their band during the incident, with how far (median and peak, in scale units) and,
+    given the data ``x`` (n, d), the column's value at its own peak with the expected value and band there.
 
     A short incident: a column that went 3 scales out. A longer one: a column whose level moved (median 2 scales
     out) or whose spread grew (mean square above DEPARTED_SPREAD), not one whose noise touched 3 scales once."""
     out: dict[str, dict[str, float]] = {}
+    first = max(extent.start, 0)
     for c, name in enumerate(names):
         r = extent.residual[:, c]
-        peak = float(r[np.argmax(np.abs(r))])
-        median = float(np.median(r))
+        at = int(np.argmax(np.abs(r)))
+        peak, median = float(r[at]), float(np.median(r))
         if len(r) <= 3:
             departed = abs(peak) >= 3
         else:
             departed = abs(median) >= 2 or float(np.mean(np.minimum(r**2, 100.0))) >= DEPARTED_SPREAD
-        if departed:
-            out[name] = {"median_sigma": round(median, 2), "peak_sigma": round(peak, 2)}
+        if not departed:
+            continue
+        out[name] = {"median_sigma": round(median, 2), "peak_sigma": round(peak, 2)}
+        if x is not None:  # in the data's own frame: the value less its distance from the reference
+            row = first + at
+            spread = float(extent.reference.spread(np.array([row]))[0, c])
+            value = float(x[row, c])
+            expected = value - peak * spread
+            out[name].update(value=value, expected=expected, lower=expected - band_z * spread,
+                             upper=expected + band_z * spread)  # fmt: skip
     return out
 
 

@@ -518,12 +518,14 @@ class _IncidentSearch:
         value = _row_value(self.values, peak)
         expected, lower, upper = (float(a[peak]) for a in (self.expected, self.lower, self.upper))
         shape = incidents.shape_of(_filled(self.x), extent, column)
-        departed = incidents.departed_columns(extent, self.columns)
+        departed = incidents.departed_columns(extent, self.columns, _filled(self.x), self.band_z)
         if not departed and len(self.columns) > 1:
             shape = "relation"
         shown_value = value[column] if isinstance(value, list) else value
-        text = incidents.describe(shape, shown_value, lower if column == 0 else None, upper if column == 0 else None,
-                                  end - start + 1, self.columns[column])  # fmt: skip
+        band = (lower, upper) if column == 0 else (None, None)
+        if column and self.columns[column] in departed:  # another column's own band, at the same peak row
+            band = (departed[self.columns[column]]["lower"], departed[self.columns[column]]["upper"])
+        text = incidents.describe(shape, shown_value, *band, end - start + 1, self.columns[column])
         explanation = {
             "text": text, "shape": shape, "expected": expected, "band": [lower, upper],
             "deviation": float(self.x[peak, 0] - expected), "columns": departed,

@@ -157,3 +157,16 @@ def test_a_broken_relation_between_columns_is_found_and_named_as_one():
     assert inside and min(e.start for e in inside) <= 4010
     assert any(name.startswith("relation[") for e in inside for name in e.explanation.get("features", {}))
     assert not any("relation[2]" in name for e in result.events for name in e.explanation.get("features", {}))
+
+
+def test_a_column_that_departed_carries_its_own_value_and_band():
+    rng = np.random.default_rng(7)
+    first, ts = daily(5000)
+    second = 50 + rng.normal(0, 2, 5000)
+    second[3000:3200] += 20
+    result = detect("auto", np.column_stack([first, second]), ts, train_size=1500, columns=["cpu", "mem"])
+    (incident,) = [e for e in result.events if e.start <= 3100 <= e.end]
+    mem = incident.explanation["columns"]["mem"]
+    assert list(incident.explanation["columns"]) == ["mem"]
+    assert mem["lower"] < mem["expected"] < mem["upper"] < mem["value"] and 45 <= mem["expected"] <= 55
+    assert incident.explanation["text"].startswith(f"mem was {mem['value']:.4g}, expected {mem['lower']:.4g} to")
