@@ -1,7 +1,7 @@
 """Incidents: an alarm opens one, and it stays open as long as the data stays away from normal.
 
 Alarms come from the detector's score, and from a stuck sensor (``stuck_onsets``): a value repeated exactly
-for FLAT_WINDOW rows where repeats were rare, however ordinary the value.
+for longer than the series' history makes plausible, however ordinary the value.
 
 Normal is frozen at the alarm row ``s`` from the rows before it (already cleaned of earlier incidents),
 per column:
@@ -16,8 +16,9 @@ per column:
   the incident lasts, and that of a stationary series does not);
 - tails: how often errors of each size came at each lead; a distance counts only as far as distances that
   large were rare (a column that steps between modes and stays cannot hold an incident open);
-- flat: a row that repeats the previous value exactly, where repeats were rare before ``s``, or whose
-  recent spread falls far below anything seen before ``s``, is flat (a stuck sensor);
+- flat: a row that repeats the previous value exactly, where repeats were rare before ``s``, or that ends a
+  run of repeats as long as a stuck one (``stuck_onsets``), or whose recent spread falls far below anything
+  seen before ``s``, is flat (a stuck sensor);
 - noisy: a row whose recent steps are larger than nearly all such stretches before ``s`` (a variance burst).
 
 Each row from ``s`` on adds evidence ``min(|r|, EVIDENCE_CAP) - EVIDENCE_OFFSET`` where ``r`` is its
@@ -63,6 +64,7 @@ EVIDENCE_OFFSET = 1.8  # E|r| = 0.8 for normal rows, so each adds about -1
 FLAT_WINDOW = 10
 FLAT_RATIO = 0.1  # a row is flat when its recent spread is below this share of the usual spread
 RARE_REPEATS = 0.02  # below this share of exact repeats before the alarm, a repeated value means stuck
+STUCK_P = 1e-6  # a run of repeats this unlikely, given how often the series repeated before, is a stuck sensor
 # A row whose last NOISY_WINDOW steps (changes from the row before) have a median above any but the top NOISY_P
 # (per column) of such medians over the NOISY_HISTORY rows before the alarm is noisy: a variance burst goes on
 # even where no single row is far out. Steps, not distances from the reference: they do not grow because the
@@ -92,6 +94,7 @@ class Reference:
     anchor: float = 0.0  # rows from the profile's centre to the onset (where the trend is measured from)
     tails: np.ndarray | None = None  # (lead buckets, TAIL_P, d) upper quantiles of |error| (NaN: not measured)
     noisy_step: np.ndarray | None = None  # (d,) rows whose recent median |step| exceeds this are noisy
+    stuck_after: np.ndarray | None = None  # (d,) a run of exact repeats this long (or longer) is stuck
 
     @property
     def scale(self) -> np.ndarray:
@@ -113,6 +116,7 @@ class Reference:
             "slope": None if self.slope is None else self.slope.tolist(), "anchor": self.anchor,
             "tails": None if self.tails is None else np.nan_to_num(self.tails, nan=-1.0).tolist(),  # -1: unknown
             "noisy_step": None if self.noisy_step is None else self.noisy_step.tolist(),
+            "stuck_after": None if self.stuck_after is None else np.nan_to_num(self.stuck_after, posinf=-1).tolist(),
         }  # fmt: skip
 
     @classmethod
@@ -125,6 +129,7 @@ class Reference:
             slope=None if slope is None else np.array(slope, dtype=float), anchor=float(state.get("anchor", 0.0)),
             tails=None if tails is None else np.where(np.array(tails, dtype=float) < 0, np.nan, tails),
             noisy_step=None if state.get("noisy_step") is None else np.array(state["noisy_step"], dtype=float),
+            stuck_after=_stuck_loaded(state.get("stuck_after")),
         )  # fmt: skip
 
     def spread(self, rows: np.ndarray) -> np.ndarray:
@@ -151,6 +156,14 @@ class Reference:
         capped = known & (below < len(TAIL_P))
         out[capped] = np.array(TAIL_Z)[below[capped]]
         return out
+
+
+def _stuck_loaded(stored: list | None) -> np.ndarray | None:
+    """A stored ``stuck_after``: -1 stands for never (a column made of repeats)."""
+    if stored is None:
+        return None
+    values = np.array(stored, dtype=float)
+    return np.where(values < 0, np.inf, values)
 
 
 @dataclass
@@ -189,7 +202,7 @@ def frozen_reference(x: np.ndarray, onset: int, period: int) -> Reference:
     flat_spread = _flat_spread(x, onset, scales[0])
     return Reference(
         onset, profile, scales, growth, flat_spread, repeats_rare=_repeats_rare(x, onset), slope=slope, anchor=anchor,
-        tails=tails, noisy_step=_noisy_step(x, onset),
+        tails=tails, noisy_step=_noisy_step(x, onset), stuck_after=_stuck_after(x, onset),
     )  # fmt: skip
 
 
@@ -326,23 +339,50 @@ def _flat_spread(x: np.ndarray, onset: int, scale: np.ndarray) -> np.ndarray | N
 
 
 def stuck_onsets(x: np.ndarray) -> np.ndarray:
-    """(n,) rows at which a column has repeated its value exactly for FLAT_WINDOW rows in a row, where exact
-    repeats were rare (below RARE_REPEATS) in the SCALE_ROWS rows before that run: a stuck sensor raises an
-    alarm of its own, however ordinary the stuck value. Missing values never count as repeats."""
+    """(n,) rows at which a column's run of exact repeats becomes one its history makes implausible: a stuck
+    sensor raises an alarm of its own, however ordinary the stuck value. Missing values never count.
+
+    Over the NOISY_HISTORY rows before the run, with ``q`` the share of rows that repeated the one before, the
+    run must reach at least FLAT_WINDOW rows, twice the longest run seen there, and a length that repeats at
+    rate ``q`` would reach by chance with probability below STUCK_P."""
     n = len(x)
     out = np.zeros(n, dtype=bool)
     if n <= 3 * FLAT_WINDOW:
         return out
-    same = repeats(x, 0, n)
+    runs = repeat_runs(x)
     rows = np.arange(n)
     for c in range(x.shape[1]):
-        rep = same[:, c]
-        last_change = np.maximum.accumulate(np.where(rep, 0, rows))
-        run = rows - last_change  # repeats in a row ending here
-        share = pd.Series(rep.astype(float)).rolling(SCALE_ROWS, min_periods=3 * FLAT_WINDOW).mean()
-        before = share.shift(FLAT_WINDOW).to_numpy()  # the share before the run began
-        out |= (run == FLAT_WINDOW) & (before < RARE_REPEATS)
+        run = runs[:, c]
+        counted = pd.Series(repeats(x, 0, n)[:, c].astype(float)).rolling(NOISY_HISTORY, min_periods=3 * FLAT_WINDOW)
+        q = ((counted.sum() + 1) / (counted.count() + 2)).shift(1).to_numpy()  # before each row
+        longest = pd.Series(run).rolling(NOISY_HISTORY, min_periods=1).max().shift(1).to_numpy()
+        begin = np.clip(rows - run + 1, 0, n - 1)  # the run's first repeat: its history ends just before
+        out |= (run > 0) & (run == _stuck_length(q[begin], longest[begin]))
     return out
+
+
+def repeat_runs(x: np.ndarray) -> np.ndarray:
+    """(n, d) how many rows in a row each column has repeated its value exactly, ending at each row."""
+    same = repeats(x, 0, len(x))
+    rows = np.arange(len(x))[:, None]
+    last_change = np.maximum.accumulate(np.where(same, 0, rows), axis=0)
+    return rows - last_change
+
+
+def _stuck_length(q: np.ndarray, longest: np.ndarray) -> np.ndarray:
+    """The run of repeats that is stuck, given the share ``q`` of repeats and the longest run seen before."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        chance = np.ceil(np.log(STUCK_P) / np.log(q))
+    return np.fmax(np.fmax(FLAT_WINDOW, 2 * longest), chance)
+
+
+def _stuck_after(x: np.ndarray, onset: int) -> np.ndarray | None:
+    """(d,) the run of repeats that is stuck, from the NOISY_HISTORY rows before the onset (None: too few)."""
+    lo = max(0, onset - NOISY_HISTORY)
+    if onset - lo < 3 * FLAT_WINDOW:
+        return None
+    q = (repeats(x, lo, onset).sum(axis=0) + 1) / (onset - lo + 2)
+    return _stuck_length(q, repeat_runs(x[lo:onset]).max(axis=0))
 
 
 def repeats(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
@@ -422,6 +462,10 @@ def find_extent(
 def _evidence(x, lo, hi, distance, reference: Reference, score_evidence) -> np.ndarray:
     evidence = np.minimum(_joint_distance(distance), EVIDENCE_CAP) - EVIDENCE_OFFSET
     flat = (repeats(x, lo, hi) & reference.repeats_rare).any(axis=1)
+    if reference.stuck_after is not None and np.isfinite(reference.stuck_after).any():
+        longest = reference.stuck_after[np.isfinite(reference.stuck_after)].max()
+        first = max(0, lo - int(longest))  # runs are counted from here: as far back as any needs
+        flat |= (repeat_runs(x[first:hi])[lo - first :] >= reference.stuck_after).any(axis=1)
     if reference.flat_spread is not None:
         spread = rolling_spread(x[max(0, lo - FLAT_WINDOW + 1) : hi])[-(hi - lo) :]
         flat |= (spread < reference.flat_spread).any(axis=1)

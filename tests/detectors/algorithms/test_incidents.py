@@ -170,3 +170,13 @@ def test_a_column_that_departed_carries_its_own_value_and_band():
     assert list(incident.explanation["columns"]) == ["mem"]
     assert mem["lower"] < mem["expected"] < mem["upper"] < mem["value"] and 45 <= mem["expected"] <= 55
     assert incident.explanation["text"].startswith(f"mem was {mem['value']:.4g}, expected {mem['lower']:.4g} to")
+
+
+def test_a_stuck_sensor_is_found_where_values_often_repeat_once_or_twice():
+    """Coarse readings repeat now and then; a run far longer than any before, and than chance allows, is stuck."""
+    values, ts = daily()
+    values = np.round(values / 2) * 2  # about one row in ten repeats the one before, in runs of a few
+    values[2000:2200] = values[1999]
+    result = detect("auto", values, ts, train_size=600)
+    (incident,) = [e for e in result.events if e.start <= 2100 <= e.end]
+    assert 2000 < incident.start <= 2030 and incident.end >= 2190
