@@ -54,6 +54,7 @@ DEFAULT_QUIET = 100
 ESCALATION_MARGIN = 0.05
 MIN_HISTORY = 20
 TAIL_FRACTION = 0.05  # the exponential tail takes over beyond the history's top 5 %
+MIN_TAIL = 5  # ... and is fitted to at least this many scores (one or two give it no scale)
 SEVERITY_LEVELS = ((6.0, "critical"), (4.5, "high"), (3.0, "medium"), (0.0, "low"))  # -log10 p
 
 
@@ -96,7 +97,7 @@ def tail_probability(
         n = len(hist)
         p = 1.0
         if n >= min_history:
-            k = max(1, int(tail_fraction * n))
+            k = max(MIN_TAIL, int(tail_fraction * n))
             q = hist[n - k]
             if s > q:
                 excess = sum(hist[n - k :]) / k - q

@@ -135,3 +135,11 @@ def test_ensemble_rejects_unknown_members():
 
 def test_anomaly_score_is_a_log_scale_of_the_tail_probability():
     np.testing.assert_allclose(to_anomaly_score(np.array([1.0, 1e-4, 1e-12])), [0.0, 0.5, 1.0])
+
+
+def test_a_short_history_does_not_make_a_value_just_above_it_astronomically_rare():
+    """The exponential tail is fitted to at least five scores: with one, it has no scale to speak of."""
+    from detectors.algorithms.postprocess import tail_probability
+
+    p = tail_probability(np.append(np.arange(30.0), 30.0), window=100)[-1]
+    assert 1e-3 < p < 0.05
