@@ -143,3 +143,17 @@ def test_score_csv_closes_a_lasting_change_as_the_new_normal_when_asked(tmp_path
     out = score_file(tmp_path, stamps, values, "--adapt-after", "100")
     assert out.loc[1500:1599, "anomaly"].all() and out.loc[1500, "alarm"] == 1
     assert out.loc[1650:, "anomaly"].sum() <= 20  # the new level is normal from then on
+
+
+def test_score_csv_takes_epoch_numbers_a_row_index_or_no_time_column(tmp_path):
+    rng = np.random.default_rng(1)
+    values = {f"m{c}": np.sin(np.arange(1500) / 40 + c) + rng.normal(0, 0.1, 1500) for c in range(3)}
+    values["m1"][1000:1100] += 2
+    for name, time in (("epoch", {"timestamp": 1_700_000_000 + 60 * np.arange(1500)}),
+                       ("index", {"time": np.arange(1500)}), ("none", {})):  # fmt: skip
+        pd.DataFrame({**time, **values}).to_csv(tmp_path / f"{name}.csv", index=False)
+        call_command("score_csv", str(tmp_path / f"{name}.csv"), "--out", str(tmp_path / f"{name}.out"))
+        out = pd.read_csv(tmp_path / f"{name}.out")
+        assert list(out.columns) == [next(iter(time), "row"), "anomaly_score", "anomaly", "alarm"]
+        assert out.iloc[:, 0].tolist() == (list(next(iter(time.values()))) if time else list(range(1500)))
+        assert out["anomaly"][1000:1100].mean() > 0.9 and out["anomaly"][300:1000].mean() < 0.1

@@ -17,14 +17,15 @@ from detectors.algorithms.params import ParamsError
 from detectors.algorithms.postprocess import DEFAULT_SENSITIVITY
 from detectors.algorithms.registry import algorithm_keys, get_algorithm
 from detectors.services.files import TRAIN_FRACTION, score_values
-from ingestion.parsers import TS_COLUMNS
+from ingestion.parsers import EPOCH_MS_THRESHOLD, TS_COLUMNS
 
 
 class Command(BaseCommand):
     help = (
-        "Score a CSV of a timestamp column and one or more numeric columns; several columns are scored "
-        "together (multivariate). Writes timestamp, anomaly_score (0-1, calibrated), anomaly (1 on every row "
-        "inside an incident) and alarm (1 on the row that opened it)."
+        "Score a CSV of one or more numeric columns and a time column (ts, timestamp or time: dates or epoch "
+        "numbers; else a first column of dates; else none, and rows are steps); several columns are scored "
+        "together (multivariate). Writes the time column (or row), anomaly_score (0-1, calibrated), anomaly "
+        "(1 on every row inside an incident) and alarm (1 on the row that opened it)."
     )
 
     def add_arguments(self, parser):
@@ -52,13 +53,15 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if not 0 <= options["sensitivity"] <= 1:
             raise CommandError("--sensitivity must be between 0 and 1")
-        stamps, values, ts_name = self._read(options["path"])
+        stamps, values, written = self._read(options["path"])
         train_rows = self._train_rows(options, len(values))
         if options["train"]:
             train_stamps, train_values, _ = self._read(options["train"], columns=list(values.columns))
             train_rows = len(train_values)
             stamps = pd.concat([train_stamps, stamps], ignore_index=True)
             values = pd.concat([train_values, values], ignore_index=True)
+            if written.name == "row" and written.name not in values.columns:  # steps go on from the training's
+                stamps = pd.Series(pd.date_range("1970-01-01", periods=len(values), freq="s", tz="UTC"))
         params = self._params(options["algorithm"], options["params"], multivariate=values.shape[1] > 1)
         if options["close_after"] < 1 or options["adapt_after"] < 0:
             raise CommandError("--close-after must be at least 1 and --adapt-after at least 0")
@@ -74,7 +77,8 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         first = train_rows if options["train"] else 0
         out = pd.DataFrame({
-            ts_name: stamps.iloc[first:].dt.strftime("%Y-%m-%dT%H:%M:%S%z").to_numpy(),
+            written.name: written.to_numpy() if pd.api.types.is_numeric_dtype(written)
+            else stamps.iloc[first:].dt.strftime("%Y-%m-%dT%H:%M:%S%z").to_numpy(),
             "anomaly_score": np.round(result.anomaly_score[first:], 6) + 0.0,  # no "-0.0"
             "anomaly": result.in_incident[first:].astype(int),
             "alarm": result.is_anomaly[first:].astype(int),
@@ -88,17 +92,26 @@ class Command(BaseCommand):
             self.stdout.write(f"  {event.start_ts}: {event.explanation.get('text', '')}")
 
     @staticmethod
-    def _read(path: str, columns: list[str] | None = None) -> tuple[pd.Series, pd.DataFrame, str]:
+    def _read(path: str, columns: list[str] | None = None) -> tuple[pd.Series, pd.DataFrame, pd.Series]:
+        """(timestamps, numeric columns, the time column as written), see the help: the time column is ``ts``,
+        ``timestamp`` or ``time`` (dates, or epoch numbers), else a first column of dates, else none."""
         try:
             frame = pd.read_csv(path)
         except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
             raise CommandError(f"{path}: {exc}") from exc
-        ts_name = next((c for c in TS_COLUMNS if c in frame.columns), frame.columns[0])
-        stamps = pd.to_datetime(frame[ts_name], utc=True, format="ISO8601", errors="coerce")
+        ts_name = next((c for c in TS_COLUMNS if c in frame.columns), None)
+        if ts_name is None and len(frame.columns) and not pd.api.types.is_numeric_dtype(frame[frame.columns[0]]):
+            ts_name = frame.columns[0]
+        if ts_name is None:  # no time column: rows are steps of one second, named by their position
+            written = pd.Series(np.arange(len(frame)), name="row")
+            stamps = pd.Series(pd.date_range("1970-01-01", periods=len(frame), freq="s", tz="UTC"))
+        else:
+            written = frame[ts_name]
+            stamps = _timestamps(written)
         if stamps.isna().any():
             row = int(np.flatnonzero(stamps.isna().to_numpy())[0]) + 1
             raise CommandError(f"{path}: row {row}: column {ts_name!r} is not a timestamp")
-        values = frame.drop(columns=[ts_name])
+        values = frame if ts_name is None else frame.drop(columns=[ts_name])
         if columns is not None:
             missing = set(columns) - set(values.columns)
             if missing:
@@ -107,7 +120,7 @@ class Command(BaseCommand):
         bad = [c for c in values.columns if not pd.api.types.is_numeric_dtype(values[c])]
         if bad or values.empty:
             raise CommandError(f"{path}: every column but {ts_name!r} must be numeric (not: {bad or 'none given'})")
-        return stamps.reset_index(drop=True), values.reset_index(drop=True), ts_name
+        return stamps.reset_index(drop=True), values.reset_index(drop=True), written.reset_index(drop=True)
 
     @staticmethod
     def _train_rows(options, n: int) -> int:
@@ -132,3 +145,13 @@ class Command(BaseCommand):
             return cls.validate_params(params)
         except ParamsError as exc:
             raise CommandError(f"--params: {exc}") from exc
+
+
+def _timestamps(column: pd.Series) -> pd.Series:
+    """Dates as they are; numbers as epoch seconds (milliseconds from EPOCH_MS_THRESHOLD on), so a plain row
+    index works too. NaT where a value is neither."""
+    if pd.api.types.is_numeric_dtype(column):
+        numbers = column.astype(float)
+        unit = "ms" if numbers.abs().max() >= EPOCH_MS_THRESHOLD else "s"
+        return pd.to_datetime(numbers, unit=unit, utc=True, errors="coerce")
+    return pd.to_datetime(column, utc=True, format="ISO8601", errors="coerce")
