@@ -51,14 +51,14 @@ ORIGIN_STEP = 5
 HISTORY_ROWS = 10_000  # the frozen reference's errors are measured at origins over this many rows before the alarm
 MAX_ORIGINS = 300  # at most this many origins (evenly spaced, at least ORIGIN_STEP apart)
 MIN_BUCKET_ERRORS = 10
-SLOPE_ROWS = 100  # without a period, the slope is the median change over LEVEL_ROWS across this many rows
+SLOPE_ROWS = 100  # without a period, the slope is the median change over a lag of rows, across this many rows
 # A column's distance from its reference counts as evidence only as far as distances that large were rare at
 # that lead before the alarm: the errors' upper quantiles at these tail probabilities are kept per lead bucket.
 # A column that often steps to a new level and stays (a state, a mode) then cannot hold an incident open.
 TAIL_P = (0.5, 0.3, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005)
 TAIL_Z = tuple(float(special.ndtri(1 - p / 2)) for p in TAIL_P)  # the |z| a normal error exceeds that often
 MIN_SLOPE_DIFFS = 5
-TREND_GAIN = 0.8  # a trended reference is used when its errors are at most this share of the flat one's
+TREND_GAIN = 0.8  # a trended reference is used when its errors are below this share of the flat one's
 EVIDENCE_CAP = 10.0
 EVIDENCE_OFFSET = 1.8  # E|r| = 0.8 for normal rows, so each adds about -1
 FLAT_WINDOW = 10
