@@ -110,7 +110,7 @@ class Reference:
     def to_state(self) -> dict[str, Any]:
         """JSON-safe arrays (the onset row is the caller's to keep)."""
         return {
-            "profile": self.profile.tolist(), "scales": self.scales.tolist(), "growth": self.growth.tolist(),
+            "profile": self.profile.tolist(), "scales": _scales_stored(self.scales), "growth": self.growth.tolist(),
             "flat_spread": None if self.flat_spread is None else self.flat_spread.tolist(),
             "repeats_rare": self.repeats_rare.tolist(),
             "slope": None if self.slope is None else self.slope.tolist(), "anchor": self.anchor,
@@ -123,7 +123,7 @@ class Reference:
     def from_state(cls, state: dict[str, Any], onset: int) -> Reference:
         flat, slope, tails = state.get("flat_spread"), state.get("slope"), state.get("tails")
         return cls(
-            onset=onset, profile=np.array(state["profile"], dtype=float), scales=np.array(state["scales"], dtype=float),
+            onset=onset, profile=np.array(state["profile"], dtype=float), scales=_scales_loaded(state["scales"]),
             growth=np.array(state["growth"], dtype=bool), flat_spread=None if flat is None else np.array(flat, float),
             repeats_rare=np.array(state["repeats_rare"], dtype=bool),
             slope=None if slope is None else np.array(slope, dtype=float), anchor=float(state.get("anchor", 0.0)),
@@ -156,6 +156,24 @@ class Reference:
         capped = known & (below < len(TAIL_P))
         out[capped] = np.array(TAIL_Z)[below[capped]]
         return out
+
+
+_BUCKET_WIDTHS = np.diff(LEAD_BUCKETS)
+
+
+def _scales_stored(scales: np.ndarray) -> list | dict:
+    """The spread by lead as stored: one value per lead bucket when it is constant within each (as it is unless
+    it grows beyond the leads measured), else every lead's."""
+    knots = scales[list(LEAD_BUCKETS[:-1])]
+    if np.array_equal(np.repeat(knots, _BUCKET_WIDTHS, axis=0), scales):
+        return {"buckets": knots.tolist()}
+    return scales.tolist()
+
+
+def _scales_loaded(stored: list | dict) -> np.ndarray:
+    if isinstance(stored, dict):
+        return np.repeat(np.array(stored["buckets"], dtype=float), _BUCKET_WIDTHS, axis=0)
+    return np.array(stored, dtype=float)
 
 
 def _stuck_loaded(stored: list | None) -> np.ndarray | None:
