@@ -19,17 +19,18 @@ def labels_for_user(*, user) -> QuerySet[Label]:
     return Label.objects.filter(detector__dataset__team__in=team_ids_for_user(user=user))
 
 
-def analyst_labels(*, detector_id: int) -> QuerySet[Label]:
-    """The verdicts in force that analysts gave (the ones models learn from)."""
-    return Label.objects.filter(detector_id=detector_id, current=True, source=LabelSource.ANALYST)
+def analyst_labels(*, detector_id: int | None = None) -> QuerySet[Label]:
+    """The verdicts in force that analysts gave (the ones models learn from), of one detector or of all."""
+    labels = Label.objects.filter(current=True, source=LabelSource.ANALYST)
+    return labels if detector_id is None else labels.filter(detector_id=detector_id)
 
 
 def false_positives(*, anomalies: list[Anomaly]) -> dict[tuple[int, int], list[Label]]:
     """{(detector, series): the analysts' false-positive labels in force there, newest first}, one query."""
     labels = (
-        Label.objects.filter(
+        analyst_labels().filter(
             detector_id__in={a.detector_id for a in anomalies}, series_id__in={a.series_id for a in anomalies},
-            current=True, source=LabelSource.ANALYST, verdict=Verdict.FALSE_POSITIVE, anomaly__isnull=False,
+            verdict=Verdict.FALSE_POSITIVE, anomaly__isnull=False,
         )
         .select_related("anomaly")
         .order_by("-created_at")

@@ -235,6 +235,13 @@ def utc_from_us(us) -> datetime:
     return EPOCH + timedelta(microseconds=int(us))
 
 
+def us_from_utc(ts) -> int:
+    """µs since the epoch of an aware datetime or pandas Timestamp, exact (no float rounding)."""
+    if isinstance(ts, pd.Timestamp):
+        return int(ts.value // 1000)
+    return (ts - EPOCH) // timedelta(microseconds=1)
+
+
 def timestamps_from_us(ts_us: np.ndarray) -> pd.DatetimeIndex:
     return pd.to_datetime(ts_us, unit="us", utc=True)
 

@@ -155,19 +155,16 @@ def _fit_relations(X: np.ndarray, columns: list[dict[str, Any]]) -> dict[str, An
     columns = [columns[c] for c in measured]
     Z = _standardised(X, columns)
     keep = np.isfinite(Z).all(axis=1)
-    coef, mean = _ridge_all(Z[keep])
-    residual = (Z - mean) - (Z - mean) @ coef
-    sigma = np.array([max(robust_sigma(r[np.isfinite(r)]), 1e-9) for r in residual.T])
-    keep &= (np.abs(residual) <= RELATION_OUTLIER * sigma).all(axis=1)
-    if keep.sum() > X.shape[1] + 2:
-        coef, mean = _ridge_all(Z[keep])
-        residual = (Z[keep] - mean) - (Z[keep] - mean) @ coef
-        sigma = np.array([max(robust_sigma(r), 1e-9) for r in residual.T])
+    coef, mean, sigma = _ridge_all(Z[keep])
+    extreme = (np.abs(_residuals(Z, coef, mean)) > RELATION_OUTLIER * sigma).any(axis=1)
+    if (keep & ~extreme).sum() > X.shape[1] + 2:
+        coef, mean, sigma = _ridge_all(Z[keep & ~extreme])
     return {"columns": measured, "coef": coef.tolist(), "mean": mean.tolist(), "sigma": sigma.tolist()}
 
 
-def _ridge_all(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(d, d) coefficients whose column c predicts column c from the others (zero diagonal), and the means."""
+def _ridge_all(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(d, d) coefficients whose column c predicts column c from the others (zero diagonal), the means, and
+    each column's robust residual sigma."""
     mean = Z.mean(axis=0)
     centred = Z - mean
     gram = centred.T @ centred
@@ -177,15 +174,20 @@ def _ridge_all(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     for c in range(d):
         others = np.delete(np.arange(d), c)
         coef[others, c] = np.linalg.solve(gram[np.ix_(others, others)] + penalty, gram[others, c])
-    return coef, mean
+    sigma = np.array([max(robust_sigma(r), 1e-9) for r in _residuals(Z, coef, mean).T])
+    return coef, mean, sigma
+
+
+def _residuals(Z: np.ndarray, coef: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    return (Z - mean) - (Z - mean) @ coef
 
 
 def _relation_distances(X: np.ndarray, columns: list[dict[str, Any]], relations: dict[str, Any]) -> np.ndarray:
     """(n, measured columns) |residual| of each from its relation to the others, in residual sigmas."""
     measured = relations["columns"]
     Z = np.nan_to_num(_standardised(X[:, measured], [columns[c] for c in measured]))
-    mean, coef = np.array(relations["mean"]), np.array(relations["coef"])
-    return np.abs((Z - mean) - (Z - mean) @ coef) / np.array(relations["sigma"])
+    residuals = _residuals(Z, np.array(relations["coef"]), np.array(relations["mean"]))
+    return np.abs(residuals) / np.array(relations["sigma"])
 
 
 class AutoDetector(Detector):

@@ -14,6 +14,7 @@ from django.db.models import Q
 
 from detectors.algorithms.triage import Signature, Triage
 from detectors.models import Anomaly, IncidentKind, ReviewStatus
+from ingestion.bulk import us_from_utc
 
 # Verdicts whose span is not normal behaviour.
 NOT_NORMAL = (ReviewStatus.CONFIRMED, ReviewStatus.EXPECTED)
@@ -26,7 +27,7 @@ def excluded_spans(*, detector, series_ids: list[int]) -> dict[int, list[tuple[i
     )
     out: dict[int, list[tuple[int, int]]] = {}
     for series_id, start, end in rows.values_list("series_id", "start_ts", "end_ts"):
-        out.setdefault(series_id, []).append((_us(start), _us(end)))
+        out.setdefault(series_id, []).append((us_from_utc(start), us_from_utc(end)))
     return out
 
 
@@ -67,7 +68,3 @@ def signature_of(anomaly: Anomaly) -> Signature:
         explanation=anomaly.explanation, value=anomaly.value, expected=anomaly.expected, lower=anomaly.lower,
         upper=anomaly.upper, points=anomaly.points, score=anomaly.score,
     )  # fmt: skip
-
-
-def _us(ts) -> int:
-    return int(round(ts.timestamp() * 1e6))

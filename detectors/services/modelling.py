@@ -14,7 +14,7 @@ from detectors.algorithms.base import Detector as Algorithm
 from detectors.algorithms.postprocess import sensitivity_threshold
 from detectors.algorithms.registry import get_algorithm
 from detectors.models import Detector, ModelReason, ModelStatus, ModelVersion
-from ingestion.bulk import timestamps_from_us, utc_from_us
+from ingestion.bulk import timestamps_from_us, us_from_utc, utc_from_us
 from ingestion.models import Series
 
 CODE_VERSION = "1"
@@ -198,7 +198,7 @@ def model_version_rebaseline(*, detector: Detector, series_id: int, since: datet
     if entity is None:
         return None
     ts_us, values = entity_points_read(entities=[entity], starts=[since], history=MIN_TRAINING_POINTS)[entity.lead]
-    first = min(int(np.searchsorted(ts_us, since.timestamp() * 1e6)), max(len(ts_us) - MIN_TRAINING_POINTS, 0))
+    first = min(int(np.searchsorted(ts_us, us_from_utc(since))), max(len(ts_us) - MIN_TRAINING_POINTS, 0))
     ts_us, values = ts_us[first:][-detector.training_points :], values[first:][-detector.training_points :]
     if len(ts_us) < MIN_TRAINING_POINTS:
         return None

@@ -17,6 +17,7 @@ from detectors import signals
 from detectors.models import Anomaly, CloseReason, IncidentKind, IncidentStatus
 from detectors.services.incidents import incidents_insert
 from forecasting.models import Forecast, ForecastCrossing
+from ingestion.bulk import us_from_utc
 
 
 @transaction.atomic
@@ -57,7 +58,7 @@ def predictions_withdraw(*, forecast_ids: list[int]) -> list[int]:
     closed = []
     for (config_id, series_id, direction), incident in _open_predictions(list(newest)).items():
         forecast = newest[(config_id, series_id)]
-        if (forecast.pk, direction) in crossing or incident.state.get("trained_until_us", 0) >= _us(
+        if (forecast.pk, direction) in crossing or incident.state.get("trained_until_us", 0) >= us_from_utc(
             forecast.trained_until
         ):
             continue
@@ -124,9 +125,5 @@ def _fields(crossing: ForecastCrossing) -> dict:
             "mean_crosses": crossing.mean_crosses_at is not None, "forecast": crossing.forecast_id,
             "crossing": crossing.pk,
         },
-        "state": {"trained_until_us": _us(crossing.forecast.trained_until), "crossing": crossing.pk},
+        "state": {"trained_until_us": us_from_utc(crossing.forecast.trained_until), "crossing": crossing.pk},
     }  # fmt: skip
-
-
-def _us(ts) -> int:
-    return int(round(ts.timestamp() * 1e6))

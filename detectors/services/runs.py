@@ -21,7 +21,7 @@ from detectors.models import Anomaly, DetectionRun, Detector, ReviewStatus, RunS
 from detectors.selectors import Entity, detector_entities, entities_of
 from detectors.services.scoring import chunk_score
 from detectors.services.tables import TableScore, table_score
-from ingestion.bulk import points_read_around
+from ingestion.bulk import points_read_around, us_from_utc
 from ingestion.models import DatasetKind, Series
 
 logger = logging.getLogger(__name__)
@@ -231,12 +231,8 @@ def _inside(ts_us: np.ndarray, spans: list[tuple], series_id: int) -> np.ndarray
     mask = np.zeros(len(ts_us), dtype=bool)
     for sid, lo, hi in spans:
         if sid == series_id:
-            mask[np.searchsorted(ts_us, _us(lo)) : np.searchsorted(ts_us, _us(hi), side="right")] = True
+            mask[np.searchsorted(ts_us, us_from_utc(lo)) : np.searchsorted(ts_us, us_from_utc(hi), side="right")] = True
     return mask
-
-
-def _us(ts: datetime) -> int:
-    return int(round(ts.timestamp() * 1e6))
 
 
 def run_fail(*, run_id: int, error: str) -> None:
@@ -383,8 +379,10 @@ def _cursor_members(detector_id: int, series_ids: list[int]) -> list[tuple[int, 
     pairs = [(sid, sid) for sid in series_ids]
     detector = Detector.objects.get(pk=detector_id)
     if detector.joint_metrics:
+        cursors = set(series_ids)
         for entity in entities_of(detector=detector, series_ids=series_ids):
-            pairs += [(sid, m) for sid in entity.members if sid in series_ids for m in entity.members if m != sid]
+            if entity.lead in cursors:
+                pairs += [(entity.lead, member) for member in entity.members[1:]]
     return pairs
 
 

@@ -49,7 +49,7 @@ from detectors.services.modelling import (
     model_versions_store,
 )
 from forecasting.selectors import forecast_band_at
-from ingestion.bulk import timestamps_from_us, utc_from_us
+from ingestion.bulk import timestamps_from_us, us_from_utc, utc_from_us
 from ingestion.models import Series
 
 logger = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ def _score_series(detector, entity, ts_us, values, score_from, model, fitted, in
     outcome = SeriesScore(series_id=entity.lead)
     if not len(ts_us):
         return outcome
-    n_history = int(np.searchsorted(ts_us, _us(score_from))) if score_from is not None else 0
+    n_history = int(np.searchsorted(ts_us, us_from_utc(score_from))) if score_from is not None else 0
     first_scored = n_history
     threshold = model.threshold if fitted is not None else sensitivity_threshold(detector.sensitivity)
     trained_rows = 0
@@ -246,7 +246,8 @@ def _forecast_band(detector: Detector, series_id: int, ts_us: np.ndarray, fitted
 
 def _explain_forecast(detector: Detector, band: ForecastBand, event: Event) -> None:
     """An incident whose peak a forecast covers shows the forecast's band as what was expected."""
-    mean, lower, upper = (float(a[0]) for a in band.band_at(timestamps_from_us(np.array([_us(event.peak_ts)])), 1))
+    peak = timestamps_from_us(np.array([us_from_utc(event.peak_ts)]))
+    mean, lower, upper = (float(a[0]) for a in band.band_at(peak, 1))
     if not np.isfinite(mean):
         return
     event.expected, event.lower, event.upper = mean, lower, upper
@@ -259,7 +260,7 @@ def _explain_forecast(detector: Detector, band: ForecastBand, event: Event) -> N
 
 
 def _row(ts_us: np.ndarray, ts: datetime) -> int:
-    return int(np.searchsorted(ts_us, _us(ts)))
+    return int(np.searchsorted(ts_us, us_from_utc(ts)))
 
 
 def _prior(incident: Anomaly, ts_us: np.ndarray) -> Prior | None:
@@ -268,9 +269,9 @@ def _prior(incident: Anomaly, ts_us: np.ndarray) -> Prior | None:
     if "reference" not in state:
         return None  # stored before incidents had a reference: nothing to mask it with
     start = _row(ts_us, incident.start_ts)
-    if start == 0 and _us(incident.start_ts) < ts_us[0]:
+    if start == 0 and us_from_utc(incident.start_ts) < ts_us[0]:
         step = float(np.median(np.diff(ts_us))) if len(ts_us) > 1 else 1.0
-        start = -round((ts_us[0] - _us(incident.start_ts)) / step)  # before the points read: keep its phase
+        start = -round((ts_us[0] - us_from_utc(incident.start_ts)) / step)  # before the points read: keep its phase
     reference = Reference.from_state(state["reference"], onset=start)
     if incident.status == IncidentStatus.CLOSED:
         return Prior(
@@ -278,7 +279,7 @@ def _prior(incident: Anomaly, ts_us: np.ndarray) -> Prior | None:
             level_offset=state.get("level_offset"), onset_kept=state.get("onset_kept"),
         )  # fmt: skip
     progress = state["progress"]
-    next_row = int(np.searchsorted(ts_us, _us(incident.last_seen), side="right"))
+    next_row = int(np.searchsorted(ts_us, us_from_utc(incident.last_seen), side="right"))
     best_row = _row(ts_us, utc_from_us(progress["best_us"]))
     progress = Progress(next_row, progress["total"], progress["best"], best_row)
     end = _row(ts_us, incident.end_ts)
@@ -337,7 +338,7 @@ def _incident_fields(event: Event, last_ts: datetime | None) -> dict:
         state["onset_kept"] = event.onset_kept
     if not closed:  # the end so far is where its evidence peaked: enough to follow it on
         progress = event.progress
-        state["progress"] = {"total": progress.total, "best": progress.best, "best_us": _us(event.end_ts)}
+        state["progress"] = {"total": progress.total, "best": progress.best, "best_us": us_from_utc(event.end_ts)}
     return {
         "end_ts": event.end_ts.to_pydatetime(), "peak_ts": event.peak_ts.to_pydatetime(), "value": event.value,
         "expected": event.expected, "lower": event.lower, "upper": event.upper, "score": event.score,
@@ -445,7 +446,3 @@ def _after(ts: datetime | None) -> datetime | None:
     if ts is None:
         return None
     return ts + ONE_US if ts.replace(tzinfo=None) < datetime.max else ts
-
-
-def _us(ts) -> int:
-    return int(round(ts.timestamp() * 1e6)) if not hasattr(ts, "value") else int(ts.value // 1000)
